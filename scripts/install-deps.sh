@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs everything the tests, the benchmarks and the demo need on a fresh
+# Debian 12 machine (as root), then the npm packages. Idempotent and quick when
+# all is present: dpkg is asked first, apt only for what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+pkgs=(
+  # block devices and images
+  util-linux fdisk gdisk parted udev dosfstools e2fsprogs qemu-utils qemu-block-extra zstd xz-utils
+  hdparm nvme-cli dmidecode kexec-tools efibootmgr
+  # network labs (namespaces, SLAAC)
+  iproute2 radvd
+  # Ironic 21.4 and its CLI (the real conductor the integration tests drive)
+  python3-ironic python3-ironicclient
+  # tooling
+  curl openssl ca-certificates
+)
+missing=()
+for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+if ((${#missing[@]})); then
+  echo "installing Debian packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+if [[ ! -d node_modules ]] || [[ package-lock.json -nt node_modules/.package-lock.json ]]; then
+  npm ci --no-audit --no-fund
+fi
