@@ -34,6 +34,12 @@ export const TOOLS = {
   sync: { pkg: 'coreutils', why: 'flush filesystems' },
   poweroff: { pkg: 'busybox', why: 'power off (ramdisk only)' },
   reboot: { pkg: 'busybox', why: 'reboot (ramdisk only)' },
+  genisoimage: { pkg: 'genisoimage', why: 'build config drive ISOs (tests)' },
+  mcopy: { pkg: 'mtools', why: 'copy files into vfat images without mounting (tests)' },
+  mmd: { pkg: 'mtools', why: 'make directories in vfat images without mounting (tests)' },
+  'mkfs.ext2': { pkg: 'e2fsprogs', why: 'ephemeral partitions (ephemeral_format ext2)' },
+  'mkfs.ext3': { pkg: 'e2fsprogs', why: 'ephemeral partitions (ephemeral_format ext3)' },
+  'mkfs.xfs': { pkg: 'xfsprogs', why: 'ephemeral partitions (ephemeral_format xfs)' },
 } as const satisfies Record<string, { pkg: string; why: string }>;
 
 export type ToolName = keyof typeof TOOLS;
