@@ -35,11 +35,14 @@ export const TOOLS = {
   poweroff: { pkg: 'busybox', why: 'power off (ramdisk only)' },
   reboot: { pkg: 'busybox', why: 'reboot (ramdisk only)' },
   genisoimage: { pkg: 'genisoimage', why: 'build config drive ISOs (tests)' },
-  mcopy: { pkg: 'mtools', why: 'copy files into vfat images without mounting (tests)' },
-  mmd: { pkg: 'mtools', why: 'make directories in vfat images without mounting (tests)' },
+  mcopy: { pkg: 'mtools', why: 'copy files into vfat filesystems (ESP, config drive) without mounting' },
+  mmd: { pkg: 'mtools', why: 'make directories in vfat filesystems without mounting' },
   'mkfs.ext2': { pkg: 'e2fsprogs', why: 'ephemeral partitions (ephemeral_format ext2)' },
   'mkfs.ext3': { pkg: 'e2fsprogs', why: 'ephemeral partitions (ephemeral_format ext3)' },
   'mkfs.xfs': { pkg: 'xfsprogs', why: 'ephemeral partitions (ephemeral_format xfs)' },
+  isoinfo: { pkg: 'genisoimage', why: 'read files from ISO9660 config drives without mounting (tests)' },
+  mdir: { pkg: 'mtools', why: 'list EFI system partitions without mounting (no vfat in some kernels)' },
+  mtype: { pkg: 'mtools', why: 'read files (BOOTX64.CSV) from EFI system partitions without mounting' },
 } as const satisfies Record<string, { pkg: string; why: string }>;
 
 export type ToolName = keyof typeof TOOLS;
