@@ -1,0 +1,210 @@
+import { constants, type Stats } from 'node:fs';
+import { open, stat, type FileHandle } from 'node:fs/promises';
+import { ImageTooLargeError, ImageWriteError } from './errors.ts';
+
+// The end of the pipeline: bytes go to a block device (or a staging file) in
+// large positional writes. Memory is bounded by (inFlight + 1) write buffers
+// whatever the image size; a write past `maxBytes` fails before it happens;
+// nothing counts as written until fdatasync has returned.
+
+export interface Progress {
+  /** Bytes handed to the device (completed writes). */
+  bytesWritten: number;
+  /** Total expected, when known. */
+  totalBytes?: number;
+  /** Average bytes per second since the first byte. */
+  bytesPerSec: number;
+}
+
+export interface BlockSinkOptions {
+  path: string;
+  /** Device/file offset of the first byte (staging area); default 0. */
+  offset?: number;
+  /** Refuse to write beyond this many bytes from `offset`. */
+  maxBytes: number;
+  /** Size of each write; default 8 MiB. */
+  writeBytes?: number;
+  /** Writes allowed in flight at once; default 2. */
+  inFlight?: number;
+  /** Create/truncate a regular file instead of opening an existing device. */
+  createFile?: boolean;
+  /** Sees the first `headBytes` (or the whole stream if shorter) before anything is written; throw to refuse. */
+  beforeFirstWrite?: (head: Buffer) => void;
+  headBytes?: number;
+  totalBytes?: number;
+  onProgress?: (p: Progress) => void;
+  /** Minimum milliseconds between progress events; default 1000. */
+  progressIntervalMs?: number;
+}
+
+const MiB = 1024 * 1024;
+
+export class BlockSink {
+  private readonly writeBytes: number;
+  private readonly maxInFlight: number;
+  private readonly free: Buffer[] = [];
+  private readonly inflight: Promise<void>[] = [];
+  private current: Buffer;
+  private fill = 0;
+  /** Bytes accepted (buffered or written). */
+  private accepted = 0;
+  private written = 0;
+  private submitted = 0;
+  private headChecked: boolean;
+  private startedAt = 0;
+  private lastProgressAt = 0;
+  private failure?: unknown;
+  /** True once any write was issued to the target. */
+  touched = false;
+
+  private constructor(private readonly fh: FileHandle, private readonly opts: BlockSinkOptions) {
+    this.writeBytes = opts.writeBytes ?? 8 * MiB;
+    this.maxInFlight = Math.max(1, opts.inFlight ?? 2);
+    this.current = Buffer.allocUnsafeSlow(this.writeBytes);
+    this.headChecked = !opts.beforeFirstWrite;
+    if ((opts.headBytes ?? 0) > this.writeBytes) throw new Error('headBytes must not exceed writeBytes');
+  }
+
+  static async open(opts: BlockSinkOptions): Promise<BlockSink> {
+    let fh: FileHandle;
+    try {
+      // O_EXCL on a block device (without O_CREAT) is the kernel's "nobody has
+      // it mounted or claimed" check: a mounted disk fails with EBUSY.
+      const flags = opts.createFile
+        ? constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC
+        : constants.O_WRONLY | (await isBlockDevice(opts.path) ? constants.O_EXCL : 0);
+      fh = await open(opts.path, flags, 0o600);
+    } catch (err) {
+      throw new ImageWriteError(`cannot open ${opts.path} for writing: ${(err as Error).message}`, { cause: err });
+    }
+    return new BlockSink(fh, opts);
+  }
+
+  get bytesAccepted(): number {
+    return this.accepted;
+  }
+
+  get bytesWritten(): number {
+    return this.written;
+  }
+
+  /** Queue `chunk`; resolves when the sink can take more (backpressure). */
+  async write(chunk: Buffer): Promise<void> {
+    if (this.failure) throw this.failure;
+    if (this.accepted + chunk.length > this.opts.maxBytes) {
+      throw new ImageTooLargeError(
+        this.accepted + chunk.length,
+        this.opts.maxBytes,
+        `more than ${this.opts.maxBytes} bytes arrived for ${this.opts.path}`,
+      );
+    }
+    if (this.startedAt === 0) this.startedAt = this.lastProgressAt = Date.now();
+    this.accepted += chunk.length;
+    let pos = 0;
+    while (pos < chunk.length) {
+      const n = Math.min(chunk.length - pos, this.writeBytes - this.fill);
+      chunk.copy(this.current, this.fill, pos, pos + n);
+      this.fill += n;
+      pos += n;
+      if (this.fill === this.writeBytes) await this.submit();
+    }
+  }
+
+  private checkHead(): void {
+    if (this.headChecked) return;
+    this.headChecked = true;
+    this.opts.beforeFirstWrite!(this.current.subarray(0, Math.min(this.fill, this.opts.headBytes ?? 64 * 1024)));
+  }
+
+  private async submit(): Promise<void> {
+    if (this.fill === 0) return;
+    this.checkHead();
+    const buf = this.current;
+    const len = this.fill;
+    const position = (this.opts.offset ?? 0) + this.submitted;
+    this.submitted += len;
+    this.touched = true;
+    const p = this.writeFully(buf, len, position).then(
+      () => {
+        this.written += len;
+        this.free.push(buf);
+        this.maybeProgress();
+      },
+      (err: unknown) => {
+        this.failure ??= new ImageWriteError(`write to ${this.opts.path} at ${position} failed: ${(err as Error).message}`, { cause: err });
+      },
+    );
+    this.inflight.push(p);
+    if (this.inflight.length >= this.maxInFlight) await this.inflight.shift();
+    if (this.failure) throw this.failure;
+    this.current = this.free.pop() ?? Buffer.allocUnsafeSlow(this.writeBytes);
+    this.fill = 0;
+  }
+
+  private async writeFully(buf: Buffer, len: number, position: number): Promise<void> {
+    let done = 0;
+    while (done < len) {
+      const { bytesWritten } = await this.fh.write(buf, done, len - done, position + done);
+      if (bytesWritten === 0) throw new Error('device accepted no bytes (end of device?)');
+      done += bytesWritten;
+    }
+  }
+
+  private maybeProgress(force = false): void {
+    if (!this.opts.onProgress) return;
+    const now = Date.now();
+    if (!force && now - this.lastProgressAt < (this.opts.progressIntervalMs ?? 1000)) return;
+    this.lastProgressAt = now;
+    const secs = Math.max((now - this.startedAt) / 1000, 0.001);
+    this.opts.onProgress({ bytesWritten: this.written, totalBytes: this.opts.totalBytes, bytesPerSec: this.written / secs });
+  }
+
+  /** Write what is buffered, wait for every write, fdatasync, close. Returns bytes written. */
+  async finish(): Promise<number> {
+    await this.submit();
+    await Promise.all(this.inflight.splice(0));
+    if (this.failure) throw this.failure;
+    try {
+      await this.fh.datasync();
+    } catch (err) {
+      throw new ImageWriteError(`flushing ${this.opts.path} failed: ${(err as Error).message}`, { cause: err });
+    } finally {
+      await this.fh.close();
+    }
+    this.maybeProgress(true);
+    return this.written;
+  }
+
+  /** Stop: wait for writes in flight (so nothing lands later), close without flushing. */
+  async abort(): Promise<void> {
+    await Promise.allSettled(this.inflight.splice(0));
+    await this.fh.close().catch(() => undefined);
+  }
+}
+
+async function isBlockDevice(path: string): Promise<boolean> {
+  let st: Stats;
+  try {
+    st = await stat(path);
+  } catch {
+    return false;
+  }
+  return st.isBlockDevice();
+}
+
+/**
+ * Make a half-written disk unbootable and unrecognisable: zero its first MiB
+ * (MBR, primary GPT, most boot sectors and filesystem superblocks) and its
+ * last MiB (backup GPT), then flush. A corrupt image must never boot.
+ */
+export async function wipeEnds(path: string, deviceSize: number): Promise<void> {
+  const fh = await open(path, constants.O_WRONLY);
+  try {
+    const zeros = Buffer.alloc(Math.min(MiB, deviceSize));
+    await fh.write(zeros, 0, zeros.length, 0);
+    if (deviceSize > 2 * MiB) await fh.write(zeros, 0, zeros.length, deviceSize - MiB);
+    await fh.datasync();
+  } finally {
+    await fh.close();
+  }
+}
