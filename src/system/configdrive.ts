@@ -1,0 +1,184 @@
+import { createWriteStream } from 'node:fs';
+import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable, Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { createGunzip } from 'node:zlib';
+import { log } from '../log.ts';
+import type { Guard } from './safety.ts';
+import { appendPartitionAtEnd } from './partitions/append.ts';
+import { probePartitionFilesystem } from './partitions/probe.ts';
+import { readPartitionTable, type PartitionEntry } from './partitions/table.ts';
+import { copyFileIntoRange } from './partitions/write.ts';
+
+// Ironic's configdrive: a gzip+base64 string (or a URL serving one, or the raw
+// image) holding an ISO9660/vfat filesystem labelled config-2. IPA writes it to
+// a partition at the end of the deployed disk; so do we.
+
+const MiB = 1024 * 1024;
+/** IPA/ironic-lib MAX_CONFIG_DRIVE_SIZE_MB: the decoded image may be at most 64 MiB. */
+export const MAX_CONFIG_DRIVE_BYTES = 64 * MiB;
+/** Bound on what we accept over HTTP: base64 of a gzip of <= 64 MiB, with slack. */
+const MAX_DOWNLOAD_BYTES = 128 * MiB;
+export const CONFIG_DRIVE_LABEL = 'config-2';
+
+export class ConfigDriveError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigDriveError';
+  }
+}
+
+export interface DecodedConfigDrive {
+  path: string;
+  size: number;
+  /** Size rounded up to whole MiB, as ironic-lib sizes the partition. */
+  sizeMiB: number;
+  cleanup(): Promise<void>;
+}
+
+const isUrl = (v: string) => /^https?:\/\//i.test(v.trim());
+const isGzip = (b: Buffer) => b.length >= 2 && b[0] === 0x1f && b[1] === 0x8b;
+const looksBase64 = (b: Buffer) => /^[A-Za-z0-9+/=\s_-]*$/.test(b.subarray(0, 4096).toString('latin1'));
+
+async function download(url: string, timeoutMs: number): Promise<Buffer> {
+  let res: Response;
+  try {
+    res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
+  } catch (err) {
+    throw new ConfigDriveError(`cannot download the config drive from ${url}: ${(err as Error).message}`);
+  }
+  if (!res.ok) {
+    const body = (await res.text().catch(() => '')).slice(0, 200);
+    throw new ConfigDriveError(`cannot download the config drive from ${url}: HTTP ${res.status} ${body}`);
+  }
+  const declared = Number(res.headers.get('content-length') ?? 0);
+  if (declared > MAX_DOWNLOAD_BYTES) {
+    await res.body?.cancel();
+    throw new ConfigDriveError(`config drive at ${url} is too large (${declared} bytes)`);
+  }
+  const chunks: Buffer[] = [];
+  let total = 0;
+  for await (const chunk of res.body ?? []) {
+    total += chunk.length;
+    if (total > MAX_DOWNLOAD_BYTES) throw new ConfigDriveError(`config drive at ${url} is larger than ${MAX_DOWNLOAD_BYTES} bytes`);
+    chunks.push(Buffer.from(chunk));
+  }
+  return Buffer.concat(chunks);
+}
+
+/** Passes bytes through, failing as soon as more than `limit` went by. */
+function byteLimit(limit: number): Transform {
+  let seen = 0;
+  return new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      seen += chunk.length;
+      if (seen > limit) {
+        cb(
+          new ConfigDriveError(
+            `Config drive size exceeds maximum limit of ${limit / MiB}MiB (the decoded image is larger)`,
+          ),
+        );
+      } else cb(null, chunk);
+    },
+  });
+}
+
+/**
+ * Turns Ironic's configdrive value into an image file in a fresh temp dir.
+ * Inline values must be base64(gzip(image)); downloaded ones may also be the
+ * gzip or the raw image (IPA accepts non-base64 bytes as binary).
+ */
+export async function decodeConfigDrive(
+  value: string,
+  opts: { downloadTimeoutMs?: number; maxBytes?: number } = {},
+): Promise<DecodedConfigDrive> {
+  const maxBytes = opts.maxBytes ?? MAX_CONFIG_DRIVE_BYTES;
+  let data: Buffer;
+  if (isUrl(value)) {
+    data = await download(value.trim(), opts.downloadTimeoutMs ?? 60_000);
+    if (!isGzip(data) && looksBase64(data)) data = Buffer.from(data.toString('latin1'), 'base64');
+  } else {
+    if (!looksBase64(Buffer.from(value.slice(0, 4096), 'latin1'))) {
+      throw new ConfigDriveError('config drive is neither a URL nor base64 encoded');
+    }
+    data = Buffer.from(value, 'base64');
+  }
+  if (data.length === 0) throw new ConfigDriveError('config drive is empty');
+
+  const dir = await mkdtemp(join(tmpdir(), 'configdrive-'));
+  const path = join(dir, 'configdrive.img');
+  const cleanup = () => rm(dir, { recursive: true, force: true });
+  try {
+    const source = Readable.from([data]);
+    if (isGzip(data)) {
+      await pipeline(source, createGunzip(), byteLimit(maxBytes), createWriteStream(path));
+    } else {
+      log.debug('config drive is not gzip compressed, using it as the raw image');
+      await pipeline(source, byteLimit(maxBytes), createWriteStream(path));
+    }
+    const { size } = await stat(path);
+    if (size === 0) throw new ConfigDriveError('config drive decodes to an empty image');
+    return { path, size, sizeMiB: Math.ceil(size / MiB), cleanup };
+  } catch (err) {
+    await cleanup();
+    if (err instanceof ConfigDriveError) throw err;
+    throw new ConfigDriveError(`config drive is malformed (not gzip+base64): ${(err as Error).message}`);
+  }
+}
+
+/** An existing partition carrying a config-2 filesystem (or GPT name), reused like IPA does. */
+async function findConfigDrivePartition(device: string, partitions: PartitionEntry[]): Promise<PartitionEntry | undefined> {
+  const found: PartitionEntry[] = [];
+  for (const p of partitions) {
+    const fs = await probePartitionFilesystem(device, p);
+    if (fs.label?.toLowerCase() === CONFIG_DRIVE_LABEL || p.name === CONFIG_DRIVE_LABEL) found.push(p);
+  }
+  if (found.length > 1) {
+    throw new ConfigDriveError(
+      `more than one partition labelled ${CONFIG_DRIVE_LABEL} on ${device}: ${found.map((p) => p.number).join(' and ')}`,
+    );
+  }
+  return found[0];
+}
+
+export interface ConfigDriveResult {
+  partition: { number: number; start: number; size: number; uuid?: string };
+  /** True when an existing config-2 partition was overwritten. */
+  reused: boolean;
+}
+
+/**
+ * Writes the config drive to a partition at the end of `device` (a disk that
+ * already holds a whole disk image), creating it if there is none yet.
+ */
+export async function writeConfigDrive(device: string, configdrive: string, guard: Guard): Promise<ConfigDriveResult> {
+  guard.assertWritable(device);
+  const image = await decodeConfigDrive(configdrive);
+  try {
+    const table = await readPartitionTable(device);
+    if (!table) {
+      throw new ConfigDriveError(
+        `${device} has no partition table, so there is nowhere to add a config drive partition`,
+      );
+    }
+    let part = await findConfigDrivePartition(device, table.partitions);
+    const reused = part !== undefined;
+    if (part) {
+      log.info({ device, partition: part.number }, 'config drive partition exists, overwriting it');
+    } else {
+      part = await appendPartitionAtEnd(device, {
+        preferredBytes: MAX_CONFIG_DRIVE_BYTES,
+        minimumBytes: image.sizeMiB * MiB,
+        name: CONFIG_DRIVE_LABEL,
+        guard,
+      });
+    }
+    await copyFileIntoRange(image.path, device, part.start, part.size, guard);
+    log.info({ device, partition: part.number, bytes: image.size }, 'config drive written');
+    return { partition: { number: part.number, start: part.start, size: part.size, uuid: part.uuid }, reused };
+  } finally {
+    await image.cleanup();
+  }
+}
