@@ -1,3 +1,4 @@
+import { truncate } from 'node:fs/promises';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { output, run } from '../../src/system/exec.ts';
 import { Guard, SafetyError } from '../../src/system/safety.ts';
@@ -37,7 +38,7 @@ async function gptDiskWithSmallImage(): Promise<LoopDisk> {
   const d = await loopDisk(150 * MiB);
   await run('sgdisk', ['-n', '1:2048:+100M', '-t', '1:8300', d.device]);
   await run('mkfs.ext4', ['-q', '-E', 'offset=' + 1 * MiB, d.device, String(100 * 1024)]);
-  await run('truncate', ['-s', String(300 * MiB), d.file]);
+  await truncate(d.file, 300 * MiB);
   await run('losetup', ['-c', d.device]);
   return d;
 }
