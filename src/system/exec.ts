@@ -47,7 +47,7 @@ const DEFAULT_TIMEOUT_MS = 10 * 60_000;
 function describeFailure(tool: ToolName, args: readonly string[], err: unknown): Error {
   if (err instanceof ExecaError) {
     if (err.code === 'ENOENT') return new ToolMissingError(tool);
-    const reason = err.timedOut ? `timed out after ${err.timeout} ms` : err.isCanceled ? 'cancelled' : undefined;
+    const reason = err.timedOut ? 'timed out' : err.isCanceled ? 'cancelled' : undefined;
     return new CommandFailedError(tool, args, err.exitCode, String(err.stderr ?? ''), reason);
   }
   return err instanceof Error ? err : new Error(String(err));

@@ -32,6 +32,8 @@ export const TOOLS = {
   'grub-install': { pkg: 'grub2-common', why: 'BIOS boot loader (run in the deployed root)' },
   chroot: { pkg: 'coreutils', why: 'run the deployed OS\'s own tools' },
   sync: { pkg: 'coreutils', why: 'flush filesystems' },
+  tar: { pkg: 'tar', why: 'log collection archives' },
+  dmesg: { pkg: 'util-linux', why: 'kernel log for log collection' },
   poweroff: { pkg: 'busybox', why: 'power off (ramdisk only)' },
   reboot: { pkg: 'busybox', why: 'reboot (ramdisk only)' },
   genisoimage: { pkg: 'genisoimage', why: 'build config drive ISOs (tests)' },
@@ -43,6 +45,13 @@ export const TOOLS = {
   isoinfo: { pkg: 'genisoimage', why: 'read files from ISO9660 config drives without mounting (tests)' },
   mdir: { pkg: 'mtools', why: 'list EFI system partitions without mounting (no vfat in some kernels)' },
   mtype: { pkg: 'mtools', why: 'read files (BOOTX64.CSV) from EFI system partitions without mounting' },
+  findmnt: { pkg: 'util-linux', why: 'is the virtual media config device already mounted' },
+  lscpu: { pkg: 'util-linux', why: 'CPU model, count, frequency for the inventory' },
+  smartctl: { pkg: 'smartmontools', why: 'check ATA security is reachable before secure erase (optional)' },
+  'stress-ng': { pkg: 'stress-ng', why: 'burnin_cpu / burnin_memory clean steps (optional)' },
+  fio: { pkg: 'fio', why: 'burnin_disk / burnin_network clean steps (optional)' },
+  tcpdump: { pkg: 'tcpdump', why: 'capture LLDP frames for the inventory when ipa-collect-lldp is set (optional)' },
+  biosdevname: { pkg: 'biosdevname', why: 'BIOS-given NIC names in the inventory (optional)' },
 } as const satisfies Record<string, { pkg: string; why: string }>;
 
 export type ToolName = keyof typeof TOOLS;

@@ -1,0 +1,176 @@
+import type { FastifyInstance } from 'fastify';
+import { buildApi } from './api/server.ts';
+import { generateSelfSigned, loadTls, type TlsMaterial } from './api/tls.ts';
+import { TokenKeeper } from './api/token.ts';
+import { CommandEngine } from './commands/engine.ts';
+import { registerExtensions } from './commands/extensions/index.ts';
+import { withOverrides, type AgentConfig } from './config.ts';
+import { hostForUrl, localAddressTowards, lookupMacs } from './conductor/addresses.ts';
+import { ConductorClient, type LookupResult } from './conductor/client.ts';
+import { ConductorSession } from './conductor/session.ts';
+import { HardwareView } from './hardware-view.ts';
+import { log, setDebug } from './log.ts';
+import { Guard, runningInRamdisk } from './system/safety.ts';
+import { AGENT_VERSION } from './version.ts';
+import { ALL_STEPS } from '../steps/index.ts';
+import { StepRegistry } from '../steps/registry.ts';
+
+// The lifecycle: discover -> serve -> lookup -> heartbeat -> (hand off).
+// The agent owns the node identity, the token and the status message; the
+// pieces it wires together do the I/O.
+
+export type AgentStatus = 'start' | 'end' | 'error';
+
+export class Agent {
+  readonly startedAt = Date.now() / 1000;
+  readonly guard: Guard;
+  readonly engine = new CommandEngine();
+  readonly tokens: TokenKeeper;
+  readonly registry = new StepRegistry(ALL_STEPS);
+  readonly hardware: HardwareView;
+  private server: FastifyInstance | undefined;
+  private session: ConductorSession | undefined;
+  private client: ConductorClient | undefined;
+  private tls: TlsMaterial | undefined;
+  private callbackUrl = '';
+  private statusMessage: string | undefined;
+  private agentStatus: AgentStatus | undefined;
+  node: LookupResult['node'] | undefined;
+  lookupConfig: Record<string, any> = {};
+
+  constructor(private config: AgentConfig) {
+    setDebug(config.debug);
+    const inRamdisk = runningInRamdisk();
+    this.guard = new Guard({ inRamdisk, allowedDevices: config.allowedDevices, allowPowerActions: config.allowPowerActions });
+    if (!inRamdisk) {
+      log.warn(
+        { allowedDevices: config.allowedDevices, powerActions: config.allowPowerActions ? 'real' : 'dry run' },
+        'not running in a ramdisk: only the allowed devices will be written',
+      );
+    }
+    this.tokens = new TokenKeeper(config.agentToken);
+    this.hardware = new HardwareView(this.guard, config);
+    registerExtensions(this.engine, this);
+    this.engine.on('finished', (result, wasAsync) => {
+      if (!wasAsync) return;
+      this.agentStatus = result.command_status === 'FAILED' ? 'error' : 'end';
+      this.session?.heartbeatNow();
+    });
+  }
+
+  get options(): AgentConfig {
+    return this.config;
+  }
+
+  /** Progress shown in Ironic (agent_status_message) with the next heartbeat. */
+  progress(message: string): void {
+    this.statusMessage = message.slice(0, 250);
+    this.agentStatus = 'start';
+    log.info({ progress: message }, 'progress');
+  }
+
+  status() {
+    return { started_at: this.startedAt, version: AGENT_VERSION };
+  }
+
+  async start(): Promise<void> {
+    if (this.config.apiUrl === 'mdns') await this.discover();
+    const advertiseHost = await this.advertiseHost();
+    const useTls = this.config.listenTls || (this.config.enableAutoTls && !this.config.insecure);
+    if (useTls) {
+      this.tls = this.config.listenTls ? loadTls(this.config.certfile!, this.config.keyfile!) : generateSelfSigned(advertiseHost);
+    }
+    const protocol = useTls ? 'https' : this.config.advertiseProtocol;
+    this.callbackUrl = `${protocol}://${hostForUrl(advertiseHost)}:${this.config.advertisePort}`;
+
+    this.server = buildApi(
+      {
+        engine: this.engine,
+        tokens: this.tokens,
+        status: () => this.status(),
+        steps: () => ({ steps: this.registry.matrix() }),
+        inventory: () => this.hardware.inventory(),
+      },
+      { tls: this.tls },
+    );
+    await this.server.listen({ host: this.config.listenHost, port: this.config.listenPort });
+    log.info({ listen: `${this.config.listenHost}:${this.config.listenPort}`, callbackUrl: this.callbackUrl, tls: useTls, version: AGENT_VERSION }, 'API listening');
+
+    if (this.config.inspectionCallbackUrl) void this.inspect();
+    if (this.config.standalone) return;
+
+    this.client = new ConductorClient({
+      apiUrl: this.config.apiUrl!,
+      apiVersion: this.config.lookupApiVersion,
+      insecure: this.config.insecure,
+      cafile: this.config.cafile,
+      globalRequestId: this.config.globalRequestId,
+    });
+    const macs = lookupMacs({ bootif: this.config.bootif, onlyInterface: this.config.networkInterface });
+    this.session = new ConductorSession({
+      client: this.client,
+      macs,
+      nodeUuid: this.config.nodeUuid,
+      lookupTimeoutSec: this.config.lookupTimeout,
+      lookupIntervalSec: this.config.lookupInterval,
+      token: () => this.tokens.value,
+      onLookup: (r) => {
+        this.node = r.node;
+        this.lookupConfig = r.config ?? {};
+        this.tokens.set(r.config?.agent_token);
+      },
+      heartbeatBody: () => ({
+        callback_url: this.callbackUrl,
+        agent_version: AGENT_VERSION,
+        ...(this.tls ? { agent_verify_ca: this.tls.cert } : {}),
+        ...(this.agentStatus ? { agent_status: this.agentStatus } : {}),
+        ...(this.statusMessage ? { agent_status_message: this.statusMessage } : {}),
+      }),
+    });
+    await this.session.lookup(this.config.lookupTimeout);
+    void this.session.heartbeatLoop();
+  }
+
+  private async discover(): Promise<void> {
+    const { discoverConductor } = await import('./conductor/mdns.ts');
+    const found = await discoverConductor({ timeoutMs: this.config.lookupTimeout * 1000 });
+    log.info({ url: found.url, params: found.params }, 'conductor discovered over mDNS');
+    this.config = withOverrides({ ...this.config, apiUrl: found.url }, found.params);
+    setDebug(this.config.debug);
+  }
+
+  private async advertiseHost(): Promise<string> {
+    if (this.config.advertiseHost) return this.config.advertiseHost;
+    if (!this.config.apiUrl || this.config.apiUrl === 'mdns') return '127.0.0.1';
+    const u = new URL(this.config.apiUrl);
+    const port = Number(u.port || (u.protocol === 'https:' ? 443 : 80));
+    return localAddressTowards(decodeURIComponent(u.hostname), port);
+  }
+
+  private async inspect(): Promise<void> {
+    try {
+      const payload = await this.hardware.inspectionPayload();
+      const client =
+        this.client ??
+        new ConductorClient({ apiUrl: this.config.inspectionCallbackUrl!, apiVersion: this.config.lookupApiVersion, insecure: this.config.insecure, cafile: this.config.cafile });
+      const res = await client.postInspection(this.config.inspectionCallbackUrl!, payload);
+      log.info({ status: res.status }, 'inspection data sent');
+    } catch (err) {
+      log.error({ err: (err as Error).message }, 'inspection callback failed');
+    }
+  }
+
+  /** Quiesce: a last heartbeat, then stop heartbeats and the API. */
+  async quiesce(): Promise<void> {
+    this.session?.heartbeatNow();
+    this.session?.stop();
+    await this.server?.close();
+  }
+
+  async stop(): Promise<void> {
+    this.engine.abortRunning();
+    this.session?.stop();
+    await this.server?.close();
+    await this.client?.close();
+  }
+}

@@ -1,0 +1,56 @@
+import type { Agent } from '../../agent.ts';
+import { log } from '../../log.ts';
+import type { StepContext } from '../../../steps/types.ts';
+import type { CommandEngine } from '../engine.ts';
+import { stepCommands } from '../step-commands.ts';
+import { logCommands } from './log.ts';
+import { standbyCommands } from './standby.ts';
+import { unsupported } from './unsupported.ts';
+
+/** Builds the context a step runs in, from the node Ironic sent with the command. */
+export function stepContext(agent: Agent, node: Record<string, any>, ports: Array<Record<string, any>>, signal: AbortSignal): StepContext {
+  const o = agent.options;
+  return {
+    log: log.child({ node: node.uuid }),
+    guard: agent.guard,
+    node,
+    ports,
+    lookupConfig: agent.lookupConfig,
+    disks: () => agent.hardware.disks(),
+    rootDevice: () => agent.hardware.rootDevice(node),
+    progress: (m) => agent.progress(m),
+    signal,
+    options: {
+      imageDownloadRetries: o.imageDownloadConnectionRetries,
+      imageDownloadRetryIntervalSec: o.imageDownloadConnectionRetryInterval,
+      imageDownloadTimeoutSec: o.imageDownloadConnectionTimeout,
+      diskWaitAttempts: o.diskWaitAttempts,
+      diskWaitDelaySec: o.diskWaitDelay,
+      kexecEnabled: o.kexec,
+    },
+  };
+}
+
+export function registerExtensions(engine: CommandEngine, agent: Agent): void {
+  for (const phase of ['clean', 'deploy', 'service'] as const) {
+    engine.register(
+      phase,
+      stepCommands(phase, {
+        registry: agent.registry,
+        facts: () => agent.hardware.facts(),
+        context: (p, signal) => stepContext(agent, p.node, p.ports, signal),
+      }),
+    );
+  }
+  engine.register(
+    'standby',
+    standbyCommands({
+      guard: agent.guard,
+      partitionUuids: () => ({}),
+      beforePowerAction: () => agent.quiesce(),
+    }),
+  );
+  engine.register('log', logCommands({ inventory: () => agent.hardware.inventory(), commands: () => engine.list() }));
+  engine.register('rescue', { finalize_rescue: unsupported('rescue.finalize_rescue', 'rescue mode is not implemented') });
+  engine.register('system', { lockdown: unsupported('system.lockdown', 'lockdown is not implemented') });
+}

@@ -1,0 +1,250 @@
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+
+// One typed config object from, in rising precedence: defaults, the kernel
+// command line (/proc/cmdline or --cmdline-file), METAL_AGENT_* environment
+// variables, and command-line flags. Parameter names are IPA 9.4's
+// (ironic_python_agent/config.py): `ipa-listen-port` on the kernel command
+// line, `--listen-port` as a flag, `METAL_AGENT_LISTEN_PORT` in the environment.
+
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+type Kind = 'string' | 'int' | 'float' | 'bool' | 'url' | 'list';
+
+interface ParamSpec {
+  /** Name without the ipa- prefix: the flag is --NAME, the kernel parameter ipa-NAME. */
+  name: string;
+  kind: Kind;
+  default?: unknown;
+  help: string;
+  /** Kernel parameter when it is not ipa-NAME (e.g. BOOTIF). */
+  kernelName?: string;
+  /** Flag/env only: never read from the kernel command line. */
+  localOnly?: boolean;
+}
+
+const PARAMS = [
+  { name: 'api-url', kind: 'string', help: 'Ironic API URL, or "mdns" to discover it' },
+  { name: 'agent-token', kind: 'string', help: 'agent token handed out by Ironic (normally learnt at lookup)' },
+  { name: 'global-request-id', kind: 'string', help: 'request id to carry in logs and requests to Ironic' },
+  { name: 'bootif', kernelName: 'BOOTIF', kind: 'string', help: 'MAC of the boot interface (01-aa-bb-cc-dd-ee-ff)' },
+  { name: 'node-uuid', kind: 'string', help: 'node UUID for lookup (in addition to MACs)' },
+  { name: 'debug', kind: 'bool', default: false, help: 'debug logging' },
+  { name: 'insecure', kind: 'bool', default: false, help: 'do not verify Ironic\'s TLS certificate' },
+  { name: 'standalone', kind: 'bool', default: false, help: 'serve the API without looking up a node or heartbeating' },
+  { name: 'listen-host', kind: 'string', default: '::', help: 'address the API listens on' },
+  { name: 'listen-port', kind: 'int', default: 9999, help: 'port the API listens on' },
+  { name: 'listen-tls', kind: 'bool', default: false, help: 'serve HTTPS with --certfile/--keyfile' },
+  { name: 'enable-auto-tls', kind: 'bool', default: true, help: 'generate a self-signed certificate and serve HTTPS (sent to Ironic as agent_verify_ca)' },
+  { name: 'certfile', kind: 'string', help: 'TLS certificate (PEM) for the API' },
+  { name: 'keyfile', kind: 'string', help: 'TLS key (PEM) for the API' },
+  { name: 'cafile', kind: 'string', help: 'CA bundle to verify Ironic with' },
+  { name: 'advertise-host', kind: 'string', help: 'address put into callback_url (default: the address used to reach Ironic)' },
+  { name: 'advertise-port', kind: 'int', default: 9999, help: 'port put into callback_url' },
+  { name: 'advertise-protocol', kind: 'string', default: 'http', help: 'http or https in callback_url (https when TLS is on)' },
+  { name: 'lookup-timeout', kind: 'int', default: 300, help: 'seconds to keep trying lookup' },
+  { name: 'lookup-interval', kind: 'int', default: 1, help: 'initial seconds between lookup attempts (backs off)' },
+  { name: 'network-interface', kind: 'string', help: 'only use this interface for lookup MACs' },
+  { name: 'inspection-callback-url', kind: 'string', help: 'POST the hardware inventory here at start' },
+  { name: 'collect-lldp', kind: 'bool', default: false, help: 'collect LLDP in the inventory' },
+  { name: 'image-download-connection-timeout', kind: 'int', default: 60, help: 'seconds to wait for image server connections/reads' },
+  { name: 'image-download-connection-retries', kind: 'int', default: 9, help: 'retries of a dropped image download (resumed with Range)' },
+  { name: 'image-download-connection-retry-interval', kind: 'int', default: 10, help: 'seconds between image download retries' },
+  { name: 'disk-wait-attempts', kind: 'int', default: 10, help: 'attempts to wait for disks to appear' },
+  { name: 'disk-wait-delay', kind: 'int', default: 3, help: 'seconds between disk wait attempts' },
+  { name: 'kexec', kind: 'bool', default: false, help: 'answer standby.run_image with a kexec into the deployed OS instead of a reboot' },
+  { name: 'cmdline-file', kind: 'string', localOnly: true, help: 'read kernel parameters from this file instead of /proc/cmdline' },
+  { name: 'allowed-devices', kind: 'list', localOnly: true, default: [], help: 'outside a ramdisk: the only block devices the agent may write (comma separated)' },
+  { name: 'allow-power-actions', kind: 'bool', localOnly: true, default: false, help: 'outside a ramdisk: really power off/reboot/kexec this machine (default: dry run)' },
+  { name: 'lookup-api-version', kind: 'string', localOnly: true, default: '1.72', help: 'X-OpenStack-Ironic-API-Version for lookup/heartbeat' },
+] as const satisfies readonly ParamSpec[];
+
+type ParamName = (typeof PARAMS)[number]['name'];
+type ValueOf<K extends Kind> = K extends 'int' | 'float' ? number : K extends 'bool' ? boolean : K extends 'list' ? string[] : string;
+type Camel<S extends string> = S extends `${infer A}-${infer B}` ? `${A}${Capitalize<Camel<B>>}` : S;
+type ParamOf<N extends ParamName> = Extract<(typeof PARAMS)[number], { name: N }>;
+type HasDefault<P> = P extends { default: unknown } ? true : false;
+
+export type AgentConfig = {
+  [N in ParamName as Camel<N>]: HasDefault<ParamOf<N>> extends true
+    ? ValueOf<ParamOf<N>['kind']>
+    : ValueOf<ParamOf<N>['kind']> | undefined;
+} & {
+  /** Kernel parameters not known to the agent, kept for steps and logs. */
+  extraKernelParams: Record<string, string>;
+};
+
+const camel = (s: string) => s.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+
+const TRUE = new Set(['1', 'true', 'yes', 'on', 'y', 't']);
+const FALSE = new Set(['0', 'false', 'no', 'off', 'n', 'f']);
+
+function convert(spec: ParamSpec, raw: string, source: string): unknown {
+  const where = `${source} parameter ${spec.name}`;
+  switch (spec.kind) {
+    case 'string':
+      return raw;
+    case 'int': {
+      if (!/^-?\d+$/.test(raw.trim())) throw new ConfigError(`${where}: "${raw}" is not an integer`);
+      return Number.parseInt(raw, 10);
+    }
+    case 'float': {
+      const n = Number(raw);
+      if (raw.trim() === '' || Number.isNaN(n)) throw new ConfigError(`${where}: "${raw}" is not a number`);
+      return n;
+    }
+    case 'bool': {
+      const v = raw.trim().toLowerCase();
+      if (TRUE.has(v)) return true;
+      if (FALSE.has(v)) return false;
+      throw new ConfigError(`${where}: "${raw}" is not a boolean (use true/false)`);
+    }
+    case 'url': {
+      try {
+        new URL(raw);
+      } catch {
+        throw new ConfigError(`${where}: "${raw}" is not a URL`);
+      }
+      return raw;
+    }
+    case 'list':
+      return raw
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean);
+  }
+}
+
+/** Splits a kernel command line into key=value pairs (bare words become "true"). */
+export function parseKernelCmdline(text: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  // Kernel parameters may be double-quoted to carry spaces.
+  for (const m of text.matchAll(/(?:[^\s"]+|"[^"]*")+/g)) {
+    const word = m[0].replace(/"/g, '');
+    const eq = word.indexOf('=');
+    if (eq < 0) out[word] = 'true';
+    else out[word.slice(0, eq)] = word.slice(eq + 1);
+  }
+  return out;
+}
+
+function validate(cfg: AgentConfig): void {
+  if (cfg.apiUrl !== undefined && cfg.apiUrl !== 'mdns') {
+    let u: URL;
+    try {
+      u = new URL(cfg.apiUrl);
+    } catch {
+      throw new ConfigError(`parameter api-url: "${cfg.apiUrl}" is neither a URL nor "mdns"`);
+    }
+    if (u.protocol !== 'http:' && u.protocol !== 'https:') {
+      throw new ConfigError(`parameter api-url: "${cfg.apiUrl}" must be http:// or https://`);
+    }
+  }
+  for (const p of ['listenPort', 'advertisePort'] as const) {
+    if (cfg[p] < 0 || cfg[p] > 65535) throw new ConfigError(`parameter ${p}: ${cfg[p]} is not a port number`);
+  }
+  if (!['http', 'https'].includes(cfg.advertiseProtocol)) {
+    throw new ConfigError(`parameter advertise-protocol: "${cfg.advertiseProtocol}" must be http or https`);
+  }
+  if (cfg.listenTls && (!cfg.certfile || !cfg.keyfile)) {
+    throw new ConfigError('parameter listen-tls: needs --certfile and --keyfile');
+  }
+  if (!cfg.standalone && cfg.apiUrl === undefined) {
+    throw new ConfigError('parameter api-url: missing (give ipa-api-url on the kernel command line or --api-url), or run --standalone');
+  }
+}
+
+export interface LoadOptions {
+  argv?: string[];
+  env?: NodeJS.ProcessEnv;
+  /** Overrides reading /proc/cmdline (tests). */
+  cmdlineText?: string;
+}
+
+export function loadConfig(opts: LoadOptions = {}): AgentConfig {
+  const argv = opts.argv ?? process.argv.slice(2);
+  const env = opts.env ?? process.env;
+  const flagOptions: Record<string, { type: 'string' | 'boolean' }> = {};
+  for (const p of PARAMS) flagOptions[p.name] = { type: p.kind === 'bool' ? 'boolean' : 'string' };
+  // Boolean flags also take --no-NAME to switch a kernel-line `true` off.
+  for (const p of PARAMS) if (p.kind === 'bool') flagOptions[`no-${p.name}`] = { type: 'boolean' };
+  let flags: Record<string, string | boolean | undefined>;
+  try {
+    flags = parseArgs({ args: argv, options: flagOptions, strict: true, allowPositionals: false }).values as typeof flags;
+  } catch (err) {
+    throw new ConfigError(`${(err as Error).message} (see --help)`);
+  }
+
+  const cmdlineFile = (flags['cmdline-file'] as string | undefined) ?? env.METAL_AGENT_CMDLINE_FILE;
+  let cmdlineText = opts.cmdlineText;
+  if (cmdlineText === undefined) {
+    const path = cmdlineFile ?? '/proc/cmdline';
+    try {
+      cmdlineText = readFileSync(path, 'utf8');
+    } catch (err) {
+      if (cmdlineFile) throw new ConfigError(`parameter cmdline-file: cannot read ${path}: ${(err as Error).message}`);
+      cmdlineText = '';
+    }
+  }
+  const kernel = parseKernelCmdline(cmdlineText);
+  const known = new Set<string>();
+
+  const cfg: Record<string, unknown> = {};
+  for (const spec of PARAMS as readonly ParamSpec[]) {
+    const key = camel(spec.name);
+    let value: unknown = spec.default;
+    const kname = spec.kernelName ?? `ipa-${spec.name}`;
+    known.add(kname);
+    if (!spec.localOnly && kernel[kname] !== undefined) value = convert(spec, kernel[kname], 'kernel');
+    const envName = `METAL_AGENT_${spec.name.toUpperCase().replace(/-/g, '_')}`;
+    if (env[envName] !== undefined) value = convert(spec, env[envName]!, 'environment');
+    const flag = flags[spec.name];
+    if (flag !== undefined) value = spec.kind === 'bool' ? flag : convert(spec, String(flag), 'flag');
+    if (spec.kind === 'bool' && flags[`no-${spec.name}`]) value = false;
+    cfg[key] = value;
+  }
+  const extra: Record<string, string> = {};
+  for (const [k, v] of Object.entries(kernel)) if (!known.has(k) && k.startsWith('ipa-')) extra[k] = v;
+  cfg.extraKernelParams = extra;
+  const result = cfg as AgentConfig;
+  validate(result);
+  return result;
+}
+
+/** Applies harmless parameters discovered later (mDNS TXT properties). */
+export function withOverrides(cfg: AgentConfig, params: Record<string, string>): AgentConfig {
+  const next = { ...cfg };
+  for (const [name, raw] of Object.entries(params)) {
+    const spec = (PARAMS as readonly ParamSpec[]).find((p) => p.name === name);
+    if (!spec || spec.localOnly) continue;
+    (next as Record<string, unknown>)[camel(name)] = convert(spec, raw, 'mDNS');
+  }
+  return next;
+}
+
+export function helpText(): string {
+  const lines = [
+    'metal-agent: in-band bare-metal deploy agent (drop-in for ironic-python-agent)',
+    '',
+    'usage: metal-agent [FLAGS]            run the agent',
+    '       metal-agent inventory          print the hardware inventory as JSON',
+    '       metal-agent tools              print the external tools the agent may run',
+    '',
+    'Every flag can also be given as a kernel parameter ipa-NAME (unless marked local)',
+    'or as the environment variable METAL_AGENT_NAME. Precedence: flag > env > kernel > default.',
+    '',
+  ];
+  for (const p of PARAMS as readonly ParamSpec[]) {
+    const arg = p.kind === 'bool' ? '' : p.kind === 'int' ? ' N' : p.kind === 'list' ? ' A,B' : ' VALUE';
+    const def = p.default === undefined || (Array.isArray(p.default) && p.default.length === 0) ? '' : ` [default: ${String(p.default)}]`;
+    const where = p.localOnly ? ' (local)' : p.kernelName ? ` (kernel: ${p.kernelName})` : '';
+    lines.push(`  --${p.name}${arg}`.padEnd(48) + `${p.help}${def}${where}`);
+  }
+  lines.push('  --help'.padEnd(48) + 'this text');
+  return lines.join('\n');
+}

@@ -1,0 +1,39 @@
+import type { AgentConfig } from './config.ts';
+import { listBlockDevices } from './hardware/block-devices.ts';
+import { rootDeviceHintsOf, selectRootDevice } from './hardware/root-device-hints.ts';
+import type { BlockDevice } from './hardware/types.ts';
+import type { Guard } from './system/safety.ts';
+import type { HardwareFacts } from '../steps/types.ts';
+
+// The agent's view of the machine: the disks it may touch (all of them in a
+// ramdisk, the allowed ones elsewhere), the root device for a node, and the
+// inventory. Steps and commands ask here instead of listing hardware themselves.
+export class HardwareView {
+  constructor(
+    private readonly guard: Guard,
+    private readonly config: AgentConfig,
+  ) {}
+
+  async disks(): Promise<BlockDevice[]> {
+    return this.guard.filterDisks(await listBlockDevices());
+  }
+
+  async rootDevice(node: Record<string, any>): Promise<BlockDevice> {
+    return selectRootDevice(await this.disks(), rootDeviceHintsOf(node));
+  }
+
+  async facts(): Promise<HardwareFacts> {
+    const inv = (await this.inventory().catch(() => undefined)) as { system_vendor?: { manufacturer?: string } } | undefined;
+    return { vendor: inv?.system_vendor?.manufacturer ?? '', disks: await this.disks() };
+  }
+
+  async inventory(): Promise<unknown> {
+    const { collectInventory } = await import('./hardware/inventory.ts');
+    return collectInventory({ collectLldp: this.config.collectLldp });
+  }
+
+  async inspectionPayload(): Promise<unknown> {
+    const { collectInventory, inspectionPayload } = await import('./hardware/inventory.ts');
+    return inspectionPayload(await collectInventory({ collectLldp: this.config.collectLldp }));
+  }
+}

@@ -1,0 +1,30 @@
+import { destroyDiskMetadata } from '../src/system/disk-metadata.ts';
+import { CleaningError } from '../src/commands/errors.ts';
+import type { StepDescriptor } from './types.ts';
+
+export const step: StepDescriptor = {
+  name: 'erase_devices_metadata',
+  interface: 'deploy',
+  priority: { clean: 99, service: 0 },
+  abortable: true,
+  rebootRequested: false,
+  description: 'Removes partition tables and filesystem/RAID signatures from every local disk (both ends of each disk).',
+  async run(ctx) {
+    const disks = await ctx.disks();
+    const failures: string[] = [];
+    let done = 0;
+    for (const disk of disks) {
+      if (ctx.signal.aborted) throw new CleaningError('aborted');
+      ctx.progress(`erasing metadata on ${disk.name} (${done + 1}/${disks.length})`);
+      try {
+        await destroyDiskMetadata(disk.name, ctx.guard);
+      } catch (err) {
+        failures.push(`${disk.name}: ${(err as Error).message}`);
+      }
+      done++;
+    }
+    if (failures.length) throw new CleaningError(`failed to erase metadata: ${failures.join('; ')}`);
+    ctx.progress(`erased metadata on ${disks.length} disk(s)`);
+    return null;
+  },
+};
