@@ -1,0 +1,21 @@
+import { eraseDevicesExpress } from '../src/system/erase/erase-express.ts';
+import { eraseOptionsFromNode } from '../src/system/erase/options.ts';
+import type { StepDescriptor } from './types.ts';
+
+export const step: StepDescriptor = {
+  name: 'erase_devices_express',
+  interface: 'deploy',
+  priority: { clean: 0 },
+  abortable: true,
+  rebootRequested: false,
+  description:
+    'Fast erase: NVMe secure erase where supported; other disks are discarded when they guarantee zeroes after discard ' +
+    '(ATA RZAT, NVMe DLFEAT), otherwise only their metadata (partition tables, signatures) is removed.',
+  async run(ctx) {
+    const results = await eraseDevicesExpress(await ctx.disks(), eraseOptionsFromNode(ctx.node), ctx.guard, {
+      onProgress: ctx.progress,
+      signal: ctx.signal,
+    });
+    return results;
+  },
+};
