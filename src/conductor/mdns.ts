@@ -138,8 +138,9 @@ function closeEndpoints(endpoints: Endpoint[]): Promise<void> {
   return Promise.all(endpoints.map((e) => new Promise<void>((r) => e.mdns.destroy(() => r())))).then(() => undefined);
 }
 
+/** A route exists and the kernel has a source address for it (none while ours is still tentative). */
 async function defaultIsRoutable(address: string): Promise<boolean> {
-  return (await routeTo(address)) !== undefined;
+  return (await routeTo(address))?.prefsrc !== undefined;
 }
 
 /** Global addresses we have a route to, then link-local ones, then (with a warning) the rest. */

@@ -92,3 +92,10 @@ export function normalizeMac(text: string): string | undefined {
   if (!m) return undefined;
   return [m[1], m[3], m[4], m[5], m[6], m[7]].join(':').toLowerCase();
 }
+
+/** Whether two texts name the same IP address (however they are written). */
+export function sameIp(a: string, b: string): boolean {
+  const x = ipv4Bytes(a) ?? ipv6Bytes(a);
+  const y = ipv4Bytes(b) ?? ipv6Bytes(b);
+  return x !== undefined && y !== undefined && x.length === y.length && x.every((v, i) => v === y[i]);
+}

@@ -223,6 +223,8 @@ export interface NetworkPlan {
   warnings: string[];
   /** Interface name per link id, for the links that could be placed. */
   interfaces: Record<string, string>;
+  /** Static addresses the commands add (the caller waits for their duplicate address detection). */
+  addresses: Array<{ dev: string; address: string; prefix: number }>;
 }
 
 function vlanName(parent: string, vlanId: number): string {
@@ -232,7 +234,7 @@ function vlanName(parent: string, vlanId: number): string {
 
 /** Pure: what to run to make this namespace look like network_data.json says. */
 export function planNetworkData(data: NetworkData, nics: readonly PlanInterface[]): NetworkPlan {
-  const plan: NetworkPlan = { commands: [], acceptRa: [], nameservers: [], warnings: [], interfaces: {} };
+  const plan: NetworkPlan = { commands: [], acceptRa: [], nameservers: [], warnings: [], interfaces: {}, addresses: [] };
   const existing = new Set(nics.map((n) => n.ifname));
   const byLink = plan.interfaces;
 
@@ -284,6 +286,7 @@ export function planNetworkData(data: NetworkData, nics: readonly PlanInterface[
     }
     const fam = net.type === 'ipv4' ? '-4' : '-6';
     plan.commands.push([fam, 'addr', 'replace', `${net.address}/${net.prefix}`, 'dev', dev]);
+    plan.addresses.push({ dev, address: net.address!, prefix: net.prefix! });
     for (const r of net.routes) {
       const dst = r.prefix === 0 ? 'default' : `${r.network}/${r.prefix}`;
       routes.push([fam, 'route', 'replace', dst, 'via', r.gateway, 'dev', dev]);
