@@ -64,7 +64,8 @@ class Dispatchers {
   }
 
   async close(): Promise<void> {
-    await Promise.allSettled(this.bases.map((d) => d.close()));
+    // destroy, not close: close waits for bodies nobody will read after a failure.
+    await Promise.allSettled(this.bases.map((d) => d.destroy()));
     this.bases.length = 0;
     this.cache.clear();
   }
@@ -110,6 +111,12 @@ interface Response {
   skip: number;
   total?: number;
   validator?: string;
+}
+
+/** Drop a response body we will not read (destroy alone emits an unhandled AbortError). */
+function discard(body: Dispatcher.ResponseData['body']): void {
+  body.on('error', () => undefined);
+  body.destroy();
 }
 
 const parseContentRange = (v: string | undefined) => {
@@ -159,7 +166,7 @@ class HttpDownload {
       const len = header(h, 'content-length');
       const total = len !== undefined ? Number(len) : undefined;
       if (offset > 0 && this.total !== undefined && total !== undefined && total !== this.total) {
-        res.body.destroy();
+        discard(res.body);
         throw new ImageDownloadError(`image at ${redact(urlText)} changed size during download (${this.total} → ${total})`);
       }
       return { body: res.body, skip: offset, total, validator: this.validatorOf(h) };
@@ -167,12 +174,12 @@ class HttpDownload {
     if (res.statusCode === 206 && offset > 0) {
       const range = parseContentRange(header(h, 'content-range'));
       if (!range || range.start !== offset || (this.total !== undefined && range.total !== undefined && range.total !== this.total)) {
-        res.body.destroy();
+        discard(res.body);
         throw new ImageDownloadError(`bad Content-Range '${header(h, 'content-range')}' resuming ${redact(urlText)} at ${offset}`);
       }
       return { body: res.body, skip: 0, total: range.total, validator: this.validatorOf(h) };
     }
-    res.body.destroy();
+    discard(res.body);
     throw new HttpStatusError(res.statusCode, redact(urlText));
   }
 
@@ -244,7 +251,7 @@ class HttpDownload {
         }
         return;
       } catch (err) {
-        res.body.destroy();
+        discard(res.body);
         if (this.opts.signal?.aborted) throw err;
         if (err instanceof ImageDownloadError) throw err;
         stalled = offset > startedAt ? 0 : stalled + 1;

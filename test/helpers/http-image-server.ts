@@ -1,0 +1,141 @@
+import { createReadStream, statSync } from 'node:fs';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+// A small image server for tests and benchmarks, on 127.0.0.1 only. Serves
+// registered files (or in-memory bodies) with Range support and a strong ETag,
+// and can misbehave on purpose: drop the connection after some bytes, ignore
+// Range, or answer a fixed status.
+
+export interface ServedFile {
+  /** Path on disk, or a body held in memory (small files: checksums). */
+  path?: string;
+  body?: Buffer | string;
+  /** Answer this status with no body instead of serving. */
+  status?: number;
+}
+
+export interface Misbehaviour {
+  /**
+   * Bytes to send on this response before cutting the connection, or undefined
+   * to send everything. Called once per GET with the request's start offset.
+   */
+  dropAfter?: (start: number, requestNo: number) => number | undefined;
+  /** Serve the whole file with 200 even when a Range is asked for. */
+  ignoreRange?: boolean;
+  /** Omit Content-Length (chunked transfer). */
+  chunked?: boolean;
+}
+
+export interface RequestRecord {
+  path: string;
+  range?: string;
+  status: number;
+}
+
+export class ImageServer {
+  readonly files = new Map<string, ServedFile>();
+  readonly requests: RequestRecord[] = [];
+  misbehave: Misbehaviour = {};
+  private server?: Server;
+  private port = 0;
+
+  serve(urlPath: string, file: ServedFile): string {
+    this.files.set(urlPath, file);
+    return this.url(urlPath);
+  }
+
+  url(urlPath: string): string {
+    return `http://127.0.0.1:${this.port}${urlPath}`;
+  }
+
+  async start(): Promise<this> {
+    this.server = createServer((req, res) => this.handle(req, res));
+    await new Promise<void>((resolve) => this.server!.listen(0, '127.0.0.1', resolve));
+    this.port = (this.server.address() as AddressInfo).port;
+    return this;
+  }
+
+  async stop(): Promise<void> {
+    if (!this.server) return;
+    this.server.closeAllConnections();
+    await new Promise<void>((resolve) => this.server!.close(() => resolve()));
+    this.server = undefined;
+  }
+
+  private handle(req: IncomingMessage, res: ServerResponse): void {
+    const path = new URL(req.url ?? '/', 'http://x').pathname;
+    const file = this.files.get(path);
+    const record: RequestRecord = { path, range: req.headers.range, status: 0 };
+    this.requests.push(record);
+    const reply = (status: number) => {
+      record.status = status;
+      res.statusCode = status;
+    };
+    if (!file) {
+      reply(404);
+      res.end('not found');
+      return;
+    }
+    if (file.status) {
+      reply(file.status);
+      res.end(`status ${file.status}`);
+      return;
+    }
+    const size = file.path ? statSync(file.path).size : Buffer.byteLength(file.body ?? '');
+    const etag = `"${size}-${file.path ?? 'mem'}"`;
+    let start = 0;
+    const m = /^bytes=(\d+)-$/.exec(req.headers.range ?? '');
+    const ifRange = req.headers['if-range'];
+    if (m && !this.misbehave.ignoreRange && (!ifRange || ifRange === etag)) {
+      start = Number(m[1]);
+      if (start >= size) {
+        reply(416);
+        res.setHeader('content-range', `bytes */${size}`);
+        res.end();
+        return;
+      }
+      reply(206);
+      res.setHeader('content-range', `bytes ${start}-${size - 1}/${size}`);
+    } else {
+      reply(200);
+    }
+    res.setHeader('etag', etag);
+    res.setHeader('accept-ranges', 'bytes');
+    if (!this.misbehave.chunked) res.setHeader('content-length', String(size - start));
+    if (req.method === 'HEAD') {
+      res.end();
+      return;
+    }
+    const limit = this.misbehave.dropAfter?.(start, this.requests.length);
+    if (file.body !== undefined) {
+      const body = Buffer.from(file.body).subarray(start);
+      if (limit !== undefined && limit < body.length) {
+        res.write(body.subarray(0, limit), () => res.socket?.destroy());
+      } else {
+        res.end(body);
+      }
+      return;
+    }
+    if (limit === 0) {
+      // Headers only, then the connection dies.
+      res.flushHeaders();
+      res.socket?.end(() => res.socket?.destroy());
+      return;
+    }
+    const end = limit !== undefined ? Math.min(size, start + limit) - 1 : size - 1;
+    const stream = createReadStream(file.path!, { start, end, highWaterMark: 1024 * 1024 });
+    if (limit !== undefined && start + limit < size) {
+      stream.pipe(res, { end: false });
+      // Once the last byte has been handed to the socket, cut the connection mid-body.
+      stream.on('end', () => res.write('', () => res.socket?.destroy()));
+    } else {
+      stream.pipe(res);
+    }
+    stream.on('error', () => res.destroy());
+  }
+}
+
+export async function startImageServer(): Promise<ImageServer> {
+  return new ImageServer().start();
+}

@@ -1,0 +1,292 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { open } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { gzipSync } from 'node:zlib';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { run } from '../../src/system/exec.ts';
+import {
+  checksumFromImageInfo,
+  ImageChecksumError,
+  ImageDownloadError,
+  ImageFormatError,
+  ImageTooLargeError,
+  writeImage,
+  type WriteImageRequest,
+} from '../../src/io/index.ts';
+import { ImageServer } from '../helpers/http-image-server.ts';
+
+// write_image end to end: a local HTTP server, real loop devices, real
+// qemu-img/zstd/xz. Every assertion compares bytes on the device.
+
+const MiB = 1024 * 1024;
+const DEVICE_SIZE = 48 * MiB;
+
+const work = mkdtempSync(join(tmpdir(), 'io-write-image-'));
+const server = new ImageServer();
+const loops: string[] = [];
+let dev: string;
+
+async function makeLoop(size: number, name: string): Promise<string> {
+  const file = join(work, name);
+  writeFileSync(file, '');
+  const fh = await open(file, 'r+');
+  await fh.truncate(size);
+  await fh.close();
+  const loop = (await run('losetup', ['-f', '--show', file])).stdout.trim();
+  loops.push(loop);
+  return loop;
+}
+
+async function readDevice(device: string, length: number, offset = 0): Promise<Buffer> {
+  const fh = await open(device, 'r');
+  try {
+    const buf = Buffer.alloc(length);
+    const { bytesRead } = await fh.read(buf, 0, length, offset);
+    return buf.subarray(0, bytesRead);
+  } finally {
+    await fh.close();
+  }
+}
+
+/** Fill the device with a recognisable pattern so "untouched" can be checked. */
+const PATTERN = Buffer.alloc(MiB, 'untouched!');
+async function paint(device: string): Promise<void> {
+  const fh = await open(device, 'r+');
+  for (let off = 0; off < DEVICE_SIZE; off += MiB) await fh.write(PATTERN, 0, MiB, off);
+  await fh.datasync();
+  await fh.close();
+}
+async function expectUntouched(device: string): Promise<void> {
+  expect((await readDevice(device, MiB, 0)).equals(PATTERN)).toBe(true);
+  expect((await readDevice(device, MiB, DEVICE_SIZE - MiB)).equals(PATTERN)).toBe(true);
+}
+
+/** Random data with a run of zeros and text, so compressors and qcow2 have something to work with. */
+function makeImage(size: number): Buffer {
+  const img = randomBytes(size);
+  img.fill(0, 2 * MiB, 5 * MiB);
+  img.fill('metal-agent ', 7 * MiB, 8 * MiB);
+  return img;
+}
+
+const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+const hash = (algo: string, b: Buffer) => createHash(algo).update(b).digest('hex');
+
+function request(over: Partial<WriteImageRequest>): WriteImageRequest {
+  return {
+    urls: [],
+    device: dev,
+    deviceSize: DEVICE_SIZE,
+    deepInspection: true,
+    retries: 3,
+    retryIntervalSec: 0.05,
+    timeoutSec: 10,
+    ...over,
+  };
+}
+
+const image = makeImage(12 * MiB + 4321);
+const imagePath = join(work, 'image.raw');
+let rawUrl: string;
+
+beforeAll(async () => {
+  writeFileSync(imagePath, image);
+  await server.start();
+  rawUrl = server.serve('/images/image.raw', { path: imagePath });
+  dev = await makeLoop(DEVICE_SIZE, 'disk.img');
+});
+
+afterAll(async () => {
+  await server.stop();
+  for (const l of loops) await run('losetup', ['-d', l]).catch(() => undefined);
+  rmSync(work, { recursive: true, force: true });
+});
+
+beforeEach(async () => {
+  server.misbehave = {};
+  server.requests.length = 0;
+  await paint(dev);
+});
+
+describe('raw images', () => {
+  it('writes a raw image byte-identical and reports the verified checksum', async () => {
+    const progress: number[] = [];
+    const res = await writeImage(
+      request({
+        urls: [rawUrl],
+        checksum: { algo: 'sha256', value: sha256(image) },
+        diskFormat: 'raw',
+        onProgress: (p) => progress.push(p.bytesWritten),
+      }),
+    );
+    expect(res).toMatchObject({
+      bytesWritten: image.length,
+      imageSize: image.length,
+      detectedFormat: 'raw',
+      checksum: { algo: 'sha256', value: sha256(image) },
+      checksumVerified: true,
+    });
+    expect((await readDevice(dev, image.length)).equals(image)).toBe(true);
+    // The final progress event reports the whole image.
+    expect(progress.at(-1)).toBe(image.length);
+  });
+
+  it('fails on a checksum mismatch and wipes the head so the image cannot boot', async () => {
+    const wrong = sha256(Buffer.from('something else'));
+    const err = await writeImage(request({ urls: [rawUrl], checksum: { algo: 'sha256', value: wrong } })).catch(
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(ImageChecksumError);
+    expect((err as ImageChecksumError).diskTouched).toBe(true);
+    expect((err as Error).message).toContain(wrong);
+    expect((await readDevice(dev, MiB)).equals(Buffer.alloc(MiB))).toBe(true);
+    expect((await readDevice(dev, MiB, DEVICE_SIZE - MiB)).equals(Buffer.alloc(MiB))).toBe(true);
+  });
+
+  it('resumes dropped connections with Range and ends byte-identical', async () => {
+    let drops = 0;
+    server.misbehave.dropAfter = () => (drops++ < 4 ? 1 * MiB + Math.floor(Math.random() * 2 * MiB) : undefined);
+    const res = await writeImage(request({ urls: [rawUrl], checksum: { algo: 'sha256', value: sha256(image) } }));
+    expect(res.bytesWritten).toBe(image.length);
+    expect((await readDevice(dev, image.length)).equals(image)).toBe(true);
+    const ranged = server.requests.filter((r) => r.range);
+    expect(ranged.length).toBe(4);
+    expect(ranged.every((r) => r.status === 206)).toBe(true);
+  });
+
+  it('resumes from a server that ignores Range by skipping what it already has', async () => {
+    let drops = 0;
+    server.misbehave.ignoreRange = true;
+    server.misbehave.dropAfter = (start) => (drops++ < 2 ? 3 * MiB + start : undefined);
+    await writeImage(request({ urls: [rawUrl], checksum: { algo: 'sha256', value: sha256(image) } }));
+    expect((await readDevice(dev, image.length)).equals(image)).toBe(true);
+    expect(server.requests.filter((r) => r.status === 200).length).toBe(3);
+  });
+
+  it('gives up after the retry budget when the connection keeps dropping without progress', async () => {
+    server.misbehave.dropAfter = (start) => (start === 0 ? MiB : 0);
+    const err = await writeImage(request({ urls: [rawUrl], retries: 2 })).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ImageDownloadError);
+    expect((err as Error).message).toMatch(/keeps failing at byte 1048576/); // 1 MiB arrived, then nothing
+  });
+
+  it('verifies md5 and sha512 legacy checksums chosen by length', async () => {
+    for (const algo of ['md5', 'sha512']) {
+      const checksum = checksumFromImageInfo({ checksum: hash(algo, image) });
+      expect(checksum?.algo).toBe(algo);
+      const res = await writeImage(request({ urls: [rawUrl], checksum }));
+      expect(res.checksum).toEqual({ algo, value: hash(algo, image) });
+    }
+    const bad = checksumFromImageInfo({ os_hash_algo: 'sha512', os_hash_value: hash('sha512', Buffer.from('x')) });
+    await expect(writeImage(request({ urls: [rawUrl], checksum: bad }))).rejects.toBeInstanceOf(ImageChecksumError);
+  });
+
+  it('fetches a checksum given as a URL and picks the image file name', async () => {
+    const sums = `${sha256(Buffer.from('other'))}  other.raw\n${sha256(image)} *image.raw\n`;
+    const sumsUrl = server.serve('/images/SHA256SUMS', { body: sums });
+    const checksum = checksumFromImageInfo({ os_hash_algo: 'sha256', os_hash_value: sumsUrl });
+    const res = await writeImage(request({ urls: [rawUrl], checksum }));
+    expect(res.checksumVerified).toBe(true);
+    expect((await readDevice(dev, image.length)).equals(image)).toBe(true);
+
+    // Legacy `checksum` as URL: the algorithm follows from the digest found there.
+    const md5Url = server.serve('/images/MD5SUMS', { body: `${hash('md5', image)}  image.raw\n` });
+    const legacy = await writeImage(request({ urls: [rawUrl], checksum: checksumFromImageInfo({ checksum: md5Url }) }));
+    expect(legacy.checksum.algo).toBe('md5');
+
+    const missing = server.serve('/images/EMPTYSUMS', { body: `${sha256(image)}  not-this-one.raw\n` });
+    await expect(
+      writeImage(request({ urls: [rawUrl], checksum: { algo: 'sha256', value: missing } })),
+    ).rejects.toThrow(/does not list 'image.raw'/);
+  });
+
+  it('refuses an image larger than the device before writing anything', async () => {
+    const big = join(work, 'big.raw');
+    writeFileSync(big, Buffer.alloc(DEVICE_SIZE + MiB, 1));
+    const url = server.serve('/images/big.raw', { path: big });
+    const err = await writeImage(request({ urls: [url] })).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ImageTooLargeError);
+    expect((err as ImageTooLargeError).diskTouched).toBe(false);
+    await expectUntouched(dev);
+  });
+
+  it('stops a stream of unknown size as soon as it exceeds the device, and reports failure', async () => {
+    const big = join(work, 'big-chunked.raw');
+    writeFileSync(big, Buffer.alloc(DEVICE_SIZE + 4 * MiB, 1));
+    const url = server.serve('/images/big-chunked.raw', { path: big });
+    server.misbehave.chunked = true;
+    const err = await writeImage(request({ urls: [url] })).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ImageTooLargeError);
+    expect((err as ImageTooLargeError).diskTouched).toBe(true);
+    expect((await readDevice(dev, MiB)).equals(Buffer.alloc(MiB))).toBe(true);
+  });
+
+  it('reads file:// URLs', async () => {
+    const res = await writeImage(
+      request({ urls: [pathToFileURL(imagePath).toString()], checksum: { algo: 'sha256', value: sha256(image) } }),
+    );
+    expect(res.imageSize).toBe(image.length);
+    expect((await readDevice(dev, image.length)).equals(image)).toBe(true);
+  });
+});
+
+describe('download failures', () => {
+  it('fails clearly on an unreachable URL', async () => {
+    const err = await writeImage(request({ urls: ['http://127.0.0.1:9/none.raw'], retries: 1 })).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ImageDownloadError);
+    expect((err as Error).message).toMatch(/127\.0\.0\.1:9\/none\.raw.*ECONNREFUSED.*after 2 attempts/);
+    await expectUntouched(dev);
+  });
+
+  it('names the HTTP status of a missing image and does not retry a 404', async () => {
+    const err = await writeImage(request({ urls: [server.url('/images/missing.raw')] })).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ImageDownloadError);
+    expect((err as Error).message).toMatch(/HTTP 404/);
+    expect(server.requests.length).toBe(1);
+  });
+
+  it('tries the next URL when the first one fails', async () => {
+    const res = await writeImage(
+      request({ urls: [server.url('/images/missing.raw'), rawUrl], checksum: { algo: 'sha256', value: sha256(image) } }),
+    );
+    expect(res.bytesWritten).toBe(image.length);
+  });
+});
+
+describe('compressed raw images', () => {
+  async function compress(kind: 'gzip' | 'zstd' | 'xz'): Promise<string> {
+    if (kind === 'gzip') {
+      const out = join(work, 'image.raw.gz');
+      writeFileSync(out, gzipSync(image));
+      return out;
+    }
+    await run(kind, ['-q', '-1', '-k', '-f', imagePath]);
+    return `${imagePath}.${kind === 'zstd' ? 'zst' : 'xz'}`;
+  }
+
+  for (const kind of ['gzip', 'zstd', 'xz'] as const) {
+    it(`decompresses ${kind} on the fly; the checksum covers the bytes as served`, async () => {
+      const path = await compress(kind);
+      const served = readFileSync(path);
+      expect(served.length).toBeLessThan(image.length);
+      const url = server.serve(`/images/image.raw.${kind}`, { path });
+      const res = await writeImage(
+        request({ urls: [url], diskFormat: 'raw', checksum: { algo: 'sha256', value: sha256(served) } }),
+      );
+      expect(res).toMatchObject({ compression: kind, detectedFormat: 'raw', bytesWritten: image.length, imageSize: served.length });
+      expect((await readDevice(dev, image.length)).equals(image)).toBe(true);
+    });
+  }
+
+  it('fails a compressed image whose served bytes do not match the checksum', async () => {
+    const path = await compress('gzip');
+    const url = server.serve('/images/image.raw.gz', { path });
+    const err = await writeImage(request({ urls: [url], checksum: { algo: 'sha256', value: sha256(image) } })).catch(
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(ImageChecksumError);
+  });
+});
