@@ -52,6 +52,7 @@ export const TOOLS = {
   fio: { pkg: 'fio', why: 'burnin_disk / burnin_network clean steps (optional)' },
   tcpdump: { pkg: 'tcpdump', why: 'capture LLDP frames for the inventory when ipa-collect-lldp is set (optional)' },
   biosdevname: { pkg: 'biosdevname', why: 'BIOS-given NIC names in the inventory (optional)' },
+  'fsck.vfat': { pkg: 'dosfstools', why: 'check an ESP after editing it (tests)' },
 } as const satisfies Record<string, { pkg: string; why: string }>;
 
 export type ToolName = keyof typeof TOOLS;
