@@ -1,7 +1,7 @@
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { output, run, type RunOptions } from '../exec.ts';
+import { run, type RunOptions } from '../exec.ts';
 import type { Guard } from '../safety.ts';
 import { probePartitionFilesystem } from '../partitions/probe.ts';
 import { readPartitionTable, type PartitionEntry } from '../partitions/table.ts';
@@ -57,14 +57,20 @@ export class EspFs {
     this.image = `${device}@@${partition.start}`;
   }
 
+  /** Every entry on the ESP as mdir prints it (::/EFI/, ::/EFI/debian/shimx64.efi). */
+  private async listRaw(): Promise<string[]> {
+    // mdir fails with 'File "::/" not found' on an empty filesystem; that is an empty list.
+    const r = await run('mdir', ['-/', '-b', '-i', this.image, '::/'], { ...MTOOLS, okExitCodes: [1] });
+    if (r.exitCode === 1) {
+      if (r.stderr.includes('"::/" not found')) return [];
+      throw new Error(`cannot read the EFI system partition on ${this.device}: ${r.stderr.trim()}`);
+    }
+    return r.stdout.split('\n').map((l) => l.trim()).filter(Boolean);
+  }
+
   /** Every file (not directory) on the ESP, as EFI/debian/shimx64.efi. */
   async listFiles(): Promise<string[]> {
-    const text = await output('mdir', ['-/', '-b', '-i', this.image, '::/'], MTOOLS);
-    return text
-      .split('\n')
-      .map((l) => l.trim())
-      .filter((l) => l && !l.endsWith('/'))
-      .map((l) => l.replace(/^::\/?/, ''));
+    return (await this.listRaw()).filter((l) => !l.endsWith('/')).map((l) => l.replace(/^::\/?/, ''));
   }
 
   async readFile(path: string): Promise<Buffer> {
@@ -81,7 +87,7 @@ export class EspFs {
   async writeFile(path: string, data: Buffer, guard: Guard): Promise<void> {
     guard.assertWritable(this.device);
     const parts = path.split('/').slice(0, -1);
-    const existing = new Set((await output('mdir', ['-/', '-b', '-i', this.image, '::/'], MTOOLS)).split('\n').map((l) => l.trim().toLowerCase()));
+    const existing = new Set((await this.listRaw()).map((l) => l.toLowerCase()));
     for (let i = 1; i <= parts.length; i++) {
       const d = parts.slice(0, i).join('/');
       if (!existing.has(`::/${d}/`.toLowerCase())) await run('mmd', ['-i', this.image, `::/${d}`], MTOOLS);

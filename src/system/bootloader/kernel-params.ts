@@ -19,7 +19,7 @@ function appendMissing(existing: string, params: string[]): string {
 
 /** Returns etc/default/grub content with params added to GRUB_CMDLINE_LINUX_DEFAULT. */
 export function addToDefaultGrub(content: string, params: string[]): string {
-  const re = /^(\s*GRUB_CMDLINE_LINUX_DEFAULT=)(?:"([^"]*)"|'([^']*)'|(\S*))\s*$/m;
+  const re = /^([ \t]*GRUB_CMDLINE_LINUX_DEFAULT=)(?:"([^"]*)"|'([^']*)'|(\S*))[ \t]*$/m;
   const m = re.exec(content);
   if (!m) {
     const sep = content === '' || content.endsWith('\n') ? '' : '\n';

@@ -58,7 +58,8 @@ const MKFS: Record<string, { tool: ToolName; args: (label: string) => string[] }
   ext3: { tool: 'mkfs.ext3', args: (l) => ['-F', '-q', '-L', l] },
   ext2: { tool: 'mkfs.ext2', args: (l) => ['-F', '-q', '-L', l] },
   xfs: { tool: 'mkfs.xfs', args: (l) => ['-f', '-q', '-L', l] },
-  vfat: { tool: 'mkfs.vfat', args: (l) => ['-n', l.toUpperCase().slice(0, 11)] },
+  // -I: we are formatting a partition we just made; mkfs.fat's whole-disk heuristics misfire on offset loop devices.
+  vfat: { tool: 'mkfs.vfat', args: (l) => ['-I', '-n', l.toUpperCase().slice(0, 11)] },
   swap: { tool: 'mkswap', args: (l) => ['-L', l] },
 };
 
