@@ -34,7 +34,9 @@ export function stagedSpec(s: StagedImage, hostDevice: boolean): string {
   // qemu's raw driver wants a 512-multiple size; bytes past the image are
   // ignored by qcow2 (everything is reached through its own offsets).
   const size = Math.ceil(s.length / 512) * 512;
-  const file = { driver: hostDevice ? 'host_device' : 'file', filename: s.path };
+  // locking off: when staged on the target disk, qemu-img would otherwise
+  // refuse to open the same device as source and (disjoint) destination.
+  const file = { driver: hostDevice ? 'host_device' : 'file', filename: s.path, locking: 'off' };
   const spec = { driver: s.format, backing: null, file: { driver: 'raw', offset: s.offset, size, file } };
   return `json:${JSON.stringify(spec)}`;
 }

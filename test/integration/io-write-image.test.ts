@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -288,5 +288,114 @@ describe('compressed raw images', () => {
       (e: unknown) => e,
     );
     expect(err).toBeInstanceOf(ImageChecksumError);
+  });
+});
+
+describe('qcow2 images', () => {
+  let qcowPath: string;
+  let qcowUrl: string;
+  let qcowBytes: Buffer;
+
+  beforeAll(async () => {
+    qcowPath = join(work, 'image.qcow2');
+    await run('qemu-img', ['convert', '-f', 'raw', '-O', 'qcow2', imagePath, qcowPath]);
+    qcowBytes = readFileSync(qcowPath);
+    qcowUrl = server.serve('/images/image.qcow2', { path: qcowPath });
+  });
+
+  it('converts a qcow2 onto the device, staged beside itself on the disk', async () => {
+    const phases = new Set<string>();
+    const res = await writeImage(
+      request({
+        urls: [qcowUrl],
+        diskFormat: 'qcow2',
+        checksum: { algo: 'sha256', value: sha256(qcowBytes) },
+        onProgress: (p) => phases.add(p.phase),
+      }),
+    );
+    // qemu-img keeps the virtual size a multiple of 512.
+    const vsize = Math.ceil(image.length / 512) * 512;
+    expect(res).toMatchObject({ detectedFormat: 'qcow2', bytesWritten: vsize, imageSize: qcowBytes.length });
+    expect((await readDevice(dev, image.length)).equals(image)).toBe(true);
+    // The staged copy's header was cleared after conversion.
+    const staged = await readDevice(dev, 4, Math.ceil(vsize / MiB) * MiB);
+    expect(staged.equals(Buffer.alloc(4))).toBe(true);
+    expect(phases.has('download')).toBe(true);
+  });
+
+  it('stages in a file when the device has no room beside the image', async () => {
+    const small = await makeLoop(Math.ceil(image.length / MiB) * MiB, 'small-disk.img');
+    const stagingDir = mkdtempSync(join(work, 'staging-'));
+    const size = Math.ceil(image.length / MiB) * MiB;
+    const res = await writeImage(
+      request({ urls: [qcowUrl], device: small, deviceSize: size, stagingDir, checksum: { algo: 'sha256', value: sha256(qcowBytes) } }),
+    );
+    expect(res.detectedFormat).toBe('qcow2');
+    expect((await readDevice(small, image.length)).equals(image)).toBe(true);
+    expect(readdirSync(stagingDir)).toEqual([]);
+  });
+
+  it('fails a qcow2 with a bad checksum before converting, leaving the deploy area untouched', async () => {
+    const err = await writeImage(
+      request({ urls: [qcowUrl], checksum: { algo: 'sha256', value: sha256(image) } }),
+    ).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ImageChecksumError);
+    expect((err as ImageChecksumError).diskTouched).toBe(false);
+    expect((await readDevice(dev, MiB)).equals(PATTERN)).toBe(true);
+  });
+
+  it('refuses a qcow2 declared as raw, with the disk untouched', async () => {
+    const err = await writeImage(request({ urls: [qcowUrl], diskFormat: 'raw' })).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ImageFormatError);
+    expect((err as Error).message).toMatch(/declared as 'raw' but its content is 'qcow2'/);
+    await expectUntouched(dev);
+  });
+
+  it('refuses a qcow2 with a backing file, with the disk untouched', async () => {
+    const overlay = join(work, 'overlay.qcow2');
+    await run('qemu-img', ['create', '-f', 'qcow2', '-b', imagePath, '-F', 'raw', overlay]);
+    const url = server.serve('/images/overlay.qcow2', { path: overlay });
+    const err = await writeImage(request({ urls: [url], diskFormat: 'qcow2' })).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ImageFormatError);
+    expect((err as Error).message).toMatch(/backing file/);
+    await expectUntouched(dev);
+  });
+
+  it('refuses a qcow2 with an external data file, with the disk untouched', async () => {
+    const withData = join(work, 'data-file.qcow2');
+    await run('qemu-img', ['create', '-f', 'qcow2', '-o', `data_file=${join(work, 'data.raw')}`, withData, '16M']);
+    const url = server.serve('/images/data-file.qcow2', { path: withData });
+    await expect(writeImage(request({ urls: [url] }))).rejects.toThrow(/external data file/);
+    await expectUntouched(dev);
+  });
+
+  it('refuses a qcow2 whose virtual size exceeds the device', async () => {
+    const huge = join(work, 'huge.qcow2');
+    await run('qemu-img', ['create', '-f', 'qcow2', huge, String(DEVICE_SIZE + MiB)]);
+    const url = server.serve('/images/huge.qcow2', { path: huge });
+    await expect(writeImage(request({ urls: [url] }))).rejects.toBeInstanceOf(ImageTooLargeError);
+    await expectUntouched(dev);
+  });
+
+  it('refuses a format that is not permitted', async () => {
+    const err = await writeImage(request({ urls: [qcowUrl], permittedFormats: ['raw'] })).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ImageFormatError);
+    expect((err as Error).message).toMatch(/'qcow2' is not permitted/);
+    await expectUntouched(dev);
+  });
+
+  it('trusts disk_format when deep inspection is disabled', async () => {
+    const res = await writeImage(request({ urls: [qcowUrl], diskFormat: 'raw', deepInspection: false }));
+    expect(res.detectedFormat).toBe('raw');
+    expect((await readDevice(dev, qcowBytes.length)).equals(qcowBytes)).toBe(true);
+  });
+
+  it('converts a gzip-compressed qcow2', async () => {
+    const gz = join(work, 'image.qcow2.gz');
+    writeFileSync(gz, gzipSync(qcowBytes));
+    const url = server.serve('/images/image.qcow2.gz', { path: gz });
+    const res = await writeImage(request({ urls: [url], checksum: { algo: 'sha256', value: sha256(readFileSync(gz)) } }));
+    expect(res).toMatchObject({ detectedFormat: 'qcow2', compression: 'gzip' });
+    expect((await readDevice(dev, image.length)).equals(image)).toBe(true);
   });
 });
