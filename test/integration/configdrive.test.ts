@@ -120,6 +120,19 @@ describe('writeConfigDrive on MBR', () => {
     expect(await readMetaData(d.device, res.partition.start, res.partition.size)).toEqual(meta);
   });
 
+  it('stays below the 2 TiB MBR limit on a bigger disk (sparse 3 TiB loop disk)', async () => {
+    const d = await loopDisk(3 * 1024 * 1024 * MiB);
+    await run('sfdisk', ['-q', d.device], { input: 'label: dos\nsize=10MiB\n' }).catch(() => undefined); // warns about the size
+    expect((await readPartitionTable(d.device))!.partitions).toHaveLength(1);
+    const res = await writeConfigDrive(d.device, await buildEncodedConfigDrive({ metaData: meta }), guardFor(d.device));
+    const table = await readPartitionTable(d.device);
+    const p2 = table!.partitions.find((p) => p.number === 2)!;
+    expect(p2.startSector + p2.sizeSectors).toBe(2 ** 32 - 1);
+    expect(p2.start % MiB).toBe(0);
+    expect(res.partition.size).toBeGreaterThanOrEqual(64 * MiB);
+    expect(await readMetaData(d.device, p2.start, p2.size)).toEqual(meta);
+  });
+
   it('refuses when four primary partitions exist', async () => {
     const d = await loopDisk(200 * MiB);
     await run('sfdisk', [d.device], {

@@ -9,8 +9,12 @@ import { deviceSize, notifyKernel, readPartitionTable, type PartitionEntry, type
 // everything else so the image's own partitions stay untouched.
 
 const MiB = 1024 * 1024;
-/** MBR addresses at most 2^32 sectors; ironic-lib keeps MBR partitions below 2 TiB. */
-const MBR_MAX_BYTES = 2 * 1024 * 1024 * MiB;
+/**
+ * MBR sector fields are 32 bits: nothing may end beyond 2^32 - 1 sectors of
+ * 512 bytes (just under 2 TiB). ironic-lib likewise puts the config drive
+ * right below 2 TiB on bigger MBR disks instead of at their real end.
+ */
+const MBR_MAX_BYTES = (2 ** 32 - 1) * 512;
 
 export class NoRoomError extends Error {
   constructor(message: string) {
