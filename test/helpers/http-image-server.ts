@@ -13,6 +13,8 @@ export interface ServedFile {
   body?: Buffer | string;
   /** Answer this status with no body instead of serving. */
   status?: number;
+  /** Require HTTP basic auth with these 'user:password' credentials. */
+  auth?: string;
 }
 
 export interface Misbehaviour {
@@ -77,6 +79,12 @@ export class ImageServer {
       res.end('not found');
       return;
     }
+    if (file.auth && req.headers.authorization !== `Basic ${Buffer.from(file.auth).toString('base64')}`) {
+      reply(401);
+      res.setHeader('www-authenticate', 'Basic realm="images"');
+      res.end('unauthorized');
+      return;
+    }
     if (file.status) {
       reply(file.status);
       res.end(`status ${file.status}`);
@@ -138,4 +146,39 @@ export class ImageServer {
 
 export async function startImageServer(): Promise<ImageServer> {
   return new ImageServer().start();
+}
+
+/**
+ * A forward proxy on 127.0.0.1 that only tunnels (HTTP CONNECT), which is how
+ * undici's ProxyAgent talks to proxies. Records the targets it was asked for.
+ */
+export async function startTunnelProxy(): Promise<{ url: string; targets: string[]; stop(): Promise<void> }> {
+  const { connect } = await import('node:net');
+  const targets: string[] = [];
+  const server = createServer((_req, res) => {
+    res.statusCode = 405;
+    res.end();
+  });
+  server.on('connect', (req, clientSocket, head) => {
+    targets.push(req.url ?? '');
+    const [host, port] = (req.url ?? '').split(':');
+    const upstream = connect(Number(port), host!, () => {
+      clientSocket.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+      upstream.write(head);
+      upstream.pipe(clientSocket);
+      clientSocket.pipe(upstream);
+    });
+    upstream.on('error', () => clientSocket.destroy());
+    clientSocket.on('error', () => upstream.destroy());
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    targets,
+    stop: async () => {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
 }

@@ -16,7 +16,7 @@ import {
   writeImage,
   type WriteImageRequest,
 } from '../../src/io/index.ts';
-import { ImageServer } from '../helpers/http-image-server.ts';
+import { ImageServer, startTunnelProxy } from '../helpers/http-image-server.ts';
 
 // write_image end to end: a local HTTP server, real loop devices, real
 // qemu-img/zstd/xz. Every assertion compares bytes on the device.
@@ -253,6 +253,35 @@ describe('download failures', () => {
       request({ urls: [server.url('/images/missing.raw'), rawUrl], checksum: { algo: 'sha256', value: sha256(image) } }),
     );
     expect(res.bytesWritten).toBe(image.length);
+  });
+});
+
+describe('proxies and authentication', () => {
+  it('goes through the proxy for the scheme, unless no_proxy names the host', async () => {
+    const proxy = await startTunnelProxy();
+    try {
+      const checksum = { algo: 'sha256' as const, value: sha256(image) };
+      await writeImage(request({ urls: [rawUrl], checksum, proxies: { http: proxy.url } }));
+      expect((await readDevice(dev, image.length)).equals(image)).toBe(true);
+      expect(proxy.targets.length).toBe(1);
+      expect(proxy.targets[0]).toBe(new URL(rawUrl).host);
+
+      await writeImage(request({ urls: [rawUrl], checksum, proxies: { http: proxy.url }, noProxy: 'localhost,127.0.0.1' }));
+      expect(proxy.targets.length).toBe(1);
+    } finally {
+      await proxy.stop();
+    }
+  });
+
+  it('sends basic auth from the URL or the request, and names a 401', async () => {
+    const url = server.serve('/private/image.raw', { path: imagePath, auth: 'ironic:s3cret' });
+    const withCreds = url.replace('http://', 'http://ironic:s3cret@');
+    await writeImage(request({ urls: [withCreds], checksum: { algo: 'sha256', value: sha256(image) } }));
+    await writeImage(request({ urls: [url], basicAuth: { username: 'ironic', password: 's3cret' } }));
+    const err = await writeImage(request({ urls: [url.replace('http://', 'http://ironic:wrong@')] })).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ImageDownloadError);
+    expect((err as Error).message).toMatch(/HTTP 401/);
+    expect((err as Error).message).not.toContain('wrong');
   });
 });
 
