@@ -8,6 +8,7 @@ import {
 } from '../../src/system/bootloader/efi-loaders.ts';
 import { addToBlsEntry, addToDefaultGrub, splitParams } from '../../src/system/bootloader/kernel-params.ts';
 import { parseBootRecords, entryArgs } from '../../src/system/bootloader/efibootmgr.ts';
+import { withEspLine } from '../../src/system/bootloader/fstab.ts';
 
 const utf16 = (s: string, bom = true) => Buffer.concat([bom ? Buffer.from([0xff, 0xfe]) : Buffer.alloc(0), Buffer.from(s, 'utf16le')]);
 
@@ -97,5 +98,15 @@ describe('efibootmgr', () => {
     expect(entryArgs('/dev/sda', 1, '\\EFI\\debian\\shimx64.efi', 'debian')).toEqual([
       '-v', '-c', '-d', '/dev/sda', '-p', '1', '-w', '-L', 'debian', '-l', '\\EFI\\debian\\shimx64.efi',
     ]);
+  });
+});
+
+describe('fstab', () => {
+  it('adds the ESP once', () => {
+    const fstab = 'UUID=abc / ext4 errors=remount-ro 0 1\n# /boot/efi was here\n';
+    const once = withEspLine(fstab, 'ABCD-1234');
+    expect(once).toBe(fstab + 'UUID=ABCD-1234\t/boot/efi\tvfat\tumask=0077\t0\t1\n');
+    expect(withEspLine(once, 'FFFF-0000')).toBe(once);
+    expect(withEspLine('', 'A-B')).toBe('UUID=A-B\t/boot/efi\tvfat\tumask=0077\t0\t1\n');
   });
 });

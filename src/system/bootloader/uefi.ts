@@ -17,6 +17,8 @@ import {
 import { EspFs } from './esp.ts';
 import { findGrubTools, grubInstallEfi, grubMkconfig, osId, withDeployedRoot } from './grub.ts';
 import { applyKernelParams } from './kernel-params.ts';
+import { ensureEspInFstab } from './fstab.ts';
+import { probePartitionFilesystem } from '../partitions/probe.ts';
 
 // UEFI: register the deployed OS's loader (shim or grub) in NVRAM and make
 // sure the removable-media fallback path exists, so the node boots even when
@@ -85,6 +87,7 @@ export async function populateEspWithGrub(
   kernelParams: string[],
   guard: Guard,
 ): Promise<{ grubInstall: string[]; kernelParamsFiles: string[] }> {
+  const espUuid = (await probePartitionFilesystem(device, esp)).uuid;
   return withPartitionDevice(device, esp, (espDev) =>
     withDeployedRoot(
       device,
@@ -93,6 +96,7 @@ export async function populateEspWithGrub(
       async (dir) => {
         const tools = await findGrubTools(dir);
         const kernelParamsFiles = kernelParams.length ? await applyKernelParams(dir, kernelParams) : [];
+        if (espUuid) await ensureEspInFstab(dir, espUuid);
         const grubInstall = await grubInstallEfi(dir, tools, await osId(dir));
         await grubMkconfig(dir, tools);
         return { grubInstall, kernelParamsFiles };
