@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { output, run } from '../exec.ts';
+import { run } from '../exec.ts';
 import { log } from '../../log.ts';
 import type { Guard } from '../safety.ts';
 import { deviceSize, notifyKernel, readPartitionTable, type PartitionEntry, type PartitionTable } from './table.ts';
@@ -147,11 +147,4 @@ export async function appendPartitionAtEnd(device: string, opts: AppendOptions):
   await notifyKernel(device);
   log.info({ device, part }, 'partition added at the end of the disk');
   return part;
-}
-
-/** sgdisk's view of a GPT partition's unique GUID (used when sfdisk is unavailable). */
-export async function gptPartitionGuid(device: string, number: number): Promise<string | undefined> {
-  const text = await output('sgdisk', ['-i', String(number), device]);
-  const m = /Partition unique GUID:\s*([0-9A-Fa-f-]{36})/.exec(text);
-  return m?.[1]?.toLowerCase();
 }

@@ -1,4 +1,4 @@
-import { readFile, stat } from 'node:fs/promises';
+import { readFile, realpath, stat } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { output, run } from '../exec.ts';
 import { log } from '../../log.ts';
@@ -19,7 +19,8 @@ async function isBlockDevice(path: string): Promise<boolean> {
 
 /** The kernel's partition node, if it exists and covers exactly this partition's range. */
 async function matchingPartitionNode(device: string, part: PartitionEntry): Promise<string | null> {
-  const node = partitionPath(device, part.number);
+  // /dev/disk/by-id/... names have no partition siblings of the same form; the kernel name does.
+  const node = partitionPath(await realpath(device).catch(() => device), part.number);
   if (!(await isBlockDevice(node))) return null;
   try {
     // sysfs reports start/size in 512-byte units whatever the logical sector size.

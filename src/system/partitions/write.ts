@@ -44,15 +44,3 @@ export async function copyFileIntoRange(
     await src.close();
   }
 }
-
-/** Zeroes the first bytes of a range so stale signatures (old filesystems) are not mistaken for new ones. */
-export async function zeroRangeStart(device: string, offset: number, length: number, guard: Guard): Promise<void> {
-  guard.assertWritable(device);
-  const dst = await open(device, 'r+');
-  try {
-    await dst.write(Buffer.alloc(length), 0, length, offset);
-    await dst.sync();
-  } finally {
-    await dst.close();
-  }
-}
