@@ -1,0 +1,133 @@
+#!/usr/bin/env bash
+# Assembles the agent's initramfs from this machine's Debian packages:
+#   ramdisk-build/ramdisk.sh AGENT_BINARY KERNEL_DIR OUTPUT [xz|zstd]
+# KERNEL_DIR is what kernel.sh made. The tools' packages must be installed
+# (install-deps.sh does it); every file is copied from the package that owns it,
+# with the shared libraries ldd names, and nothing else.
+set -euo pipefail
+agent=$(realpath "$1") kdir=$(realpath "$2") out=$3 compress=${4:-xz}
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(dirname "$here")
+release=$(cat "$kdir/version")
+
+root=$(mktemp -d "${TMPDIR:-/tmp}/metal-agent-rootfs.XXXXXX")
+trap 'rm -rf "$root"' EXIT
+
+# Debian 12 layout (merged /usr), so paths from ldd and dpkg work unchanged.
+mkdir -p "$root"/usr/{bin,sbin,lib/x86_64-linux-gnu,lib64} "$root"/{dev,proc,sys,run,tmp,mnt,root,etc,var/log}
+ln -s usr/bin "$root/bin"
+ln -s usr/sbin "$root/sbin"
+ln -s usr/lib "$root/lib"
+ln -s usr/lib64 "$root/lib64"
+chmod 1777 "$root/tmp"
+
+declare -A copied=()
+
+# Copies one path, and when it is a symlink, the chain it points along.
+add_file() {
+  local src=$1
+  [[ -n ${copied[$src]:-} ]] && return 0
+  copied[$src]=1
+  local dst=$root$src
+  mkdir -p "$(dirname "$dst")"
+  if [[ -L $src ]]; then
+    cp -P "$src" "$dst"
+    local target
+    target=$(readlink "$src")
+    [[ $target == /* ]] || target=$(dirname "$src")/$target
+    add_file "$(realpath -s "$target")"
+  else
+    cp "$src" "$dst"
+  fi
+}
+
+# An executable plus every shared library the dynamic loader would map for it.
+add_program() {
+  add_file "$1"
+  local lib
+  for lib in $(ldd "$1" 2>/dev/null | awk '/=> \// {print $3} /^\s*\/lib/ {print $1}'); do
+    add_file "$lib"
+  done
+}
+
+# --- the agent -------------------------------------------------------------
+install -D -m 0755 "$agent" "$root/usr/bin/metal-agent"
+add_program "$agent" && rm -f "$root$agent" # only its libraries, not a second copy
+
+# --- the external tools of src/system/tools.ts -----------------------------
+# RAMDISK_SKIP_TOOLS leaves tools out on purpose: fio's ceph/gluster/ICU
+# libraries alone would add ~64 MB unpacked (16 MB compressed) to every boot.
+skip=" ${RAMDISK_SKIP_TOOLS-fio} "
+left_out=()
+while read -r tool pkg; do
+  if [[ $pkg == busybox ]]; then continue; fi # busybox applets, linked below
+  if [[ $skip == *" $tool "* ]]; then left_out+=("$tool(skipped)"); continue; fi
+  # The tool's path as its own package ships it (not whatever PATH finds);
+  # when tools.ts names another package, the file still comes from the Debian
+  # package dpkg says owns it.
+  path=$(dpkg -L "$pkg" 2>/dev/null | grep -E "^/(usr/)?s?bin/$tool\$" | head -n1 || true)
+  if [[ -z $path ]] && found=$(command -v "$tool") && owner=$(dpkg -S "$(readlink -f "$found")" 2>/dev/null); then
+    echo "ramdisk: $tool comes from Debian package ${owner%%:*}, not $pkg as tools.ts says" >&2
+    path=$found
+  fi
+  if [[ -z $path ]]; then left_out+=("$tool(no package $pkg)"); continue; fi
+  add_program "$(readlink -f "$path")"
+  add_file "$path"
+done < <(cd "$repo" && npx tsx ramdisk-build/list-tools.ts)
+((${#left_out[@]})) && echo "ramdisk: tools left out: ${left_out[*]}" >&2
+
+# udevd is udevadm under another name; with Debian's storage rules it gives
+# lsblk its serials/WWNs and /dev/disk/by-* for root device hints.
+if [[ -x /usr/bin/udevadm ]]; then
+  add_file /usr/lib/systemd/systemd-udevd
+  for rule in 50-udev-default 60-block 60-persistent-storage 80-drivers; do
+    add_file "/usr/lib/udev/rules.d/$rule.rules"
+  done
+  for helper in ata_id scsi_id cdrom_id; do add_program "/usr/lib/udev/$helper"; done
+fi
+
+# --- busybox: the shell and everything else the init uses ------------------
+add_file /usr/bin/busybox
+for applet in $(busybox --list-full); do
+  link=$root/usr/${applet#usr/}
+  [[ -e $link || -L $link ]] || ln -s /usr/bin/busybox "$link"
+done
+
+# --- kernel modules ----------------------------------------------------------
+moddir=lib/modules/$release
+mkdir -p "$root/usr/$moddir"
+for f in modules.builtin modules.builtin.modinfo modules.order; do
+  cp "$kdir/root/$moddir/$f" "$root/usr/$moddir/"
+done
+[[ -f $kdir/root/$moddir/modules.dep ]] || depmod -b "$kdir/root" "$release"
+for ko in $(grep -v '^#' "$here/modules.txt" | xargs -n1 |
+  xargs -I{} modprobe -d "$kdir/root" -S "$release" --show-depends {} | awk '$1 == "insmod" {print $2}' | sort -u); do
+  rel=${ko#"$kdir/root/"}
+  install -D -m 0644 "$ko" "$root/usr/$rel"
+done
+depmod -b "$root" "$release"
+
+# --- the init and its configuration ----------------------------------------
+install -m 0755 "$here/init" "$root/init"
+install -D -m 0755 "$here/udhcpc.script" "$root/usr/share/udhcpc/default.script"
+printf 'root:x:0:0:root:/root:/bin/sh\n' >"$root/etc/passwd"
+printf 'root:x:0:\ndisk:x:6:\n' >"$root/etc/group"
+echo metal-agent >"$root/etc/hostname"
+: >"$root/etc/resolv.conf"
+ln -s /proc/mounts "$root/etc/mtab"
+echo "metal-agent ramdisk, kernel $release, built $(date -u +%Y-%m-%dT%H:%M:%SZ)" >"$root/etc/metal-agent-release"
+
+# --- pack ---------------------------------------------------------------------
+mkdir -p "$(dirname "$out")"
+case $compress in
+  # The kernel's xz decoder only knows CRC32 checks.
+  xz) compressor=(xz --check=crc32 -9 -T0 -c) ;;
+  zstd) compressor=(zstd -19 -T0 -q -c) ;;
+  *) echo "ramdisk: unknown compressor $compress" >&2; exit 1 ;;
+esac
+(cd "$root" && find . -mindepth 1 | LC_ALL=C sort |
+  cpio --quiet -o -H newc --owner=0:0 --reproducible | "${compressor[@]}") >"$out.tmp"
+mv "$out.tmp" "$out"
+# What is inside and how big, for reviewing growth (bench/ramdisk.ts reads it).
+(cd "$root" && find . -type f -printf '%s %p\n' | sort -rn) >"$out.files"
+echo "ramdisk: $out $(du -b "$out" | cut -f1) bytes ($compress), unpacked $(du -sb "$root" | cut -f1) bytes"
