@@ -145,6 +145,8 @@ export class ServiceCollector {
   srv?: ServiceSrv;
   txt?: TxtProperties;
   sawPtr = false;
+  /** A TXT record for the instance arrived but was refused (then defaults must not be used). */
+  txtRejected = false;
   readonly addresses = new Map<string, AdvertisedAddress[]>();
   readonly rejections: string[] = [];
   droppedTxtKeys: string[] = [];
@@ -186,6 +188,7 @@ export class ServiceCollector {
             this.txt = parsed.value;
             this.droppedTxtKeys = parsed.dropped;
           } else {
+            this.txtRejected = true;
             this.reject(parsed.reason);
           }
         }

@@ -204,8 +204,11 @@ export async function discoverConductor(opts: DiscoverOptions): Promise<Discover
     for (;;) {
       const now = Date.now();
       if (collector.hasEndpoint) srvSeenAt ??= now;
-      // Done once everything is there, or TXT is still missing a while after SRV (defaults apply).
-      if (collector.hasEndpoint && (collector.txt !== undefined || now - srvSeenAt! > 1500 || now - start >= opts.timeoutMs)) break;
+      // Done once everything is there, or when no TXT came at all a while after SRV (IPA's
+      // defaults apply then). A refused TXT is different: its protocol/path were hostile or
+      // broken, and guessing would be wrong, so only a valid TXT will do.
+      const txtSettled = collector.txt !== undefined || (!collector.txtRejected && (now - srvSeenAt! > 1500 || now - start >= opts.timeoutMs));
+      if (collector.hasEndpoint && txtSettled) break;
       if (now - start >= opts.timeoutMs) {
         const rejected = collector.rejections.length ? `; rejected answers: ${collector.rejections.join('; ')}` : '';
         const heard = answered ? 'answers arrived but none described a usable conductor' : 'nothing answered';

@@ -84,6 +84,28 @@ export class Netns {
     }
   }
 
+  /**
+   * Starts TypeScript source as a long-running process in the namespace (a
+   * fake responder, a server). stop() ends it and gives back what it printed.
+   */
+  async spawnScript(source: string, opts: { env?: Record<string, string> } = {}): Promise<{ stop(): Promise<string>; output(): string }> {
+    const dir = await mkdtemp(join(tmpdir(), 'mai-script-'));
+    this.tempDirs.push(dir);
+    const file = join(dir, 'script.mts');
+    await writeFile(file, source);
+    const child = this.spawn(TSX, [file], { env: opts.env });
+    let out = '';
+    child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
+    return {
+      output: () => out,
+      stop: async () => {
+        if (child.exitCode === null) child.kill('SIGTERM');
+        await child;
+        return out;
+      },
+    };
+  }
+
   async stopChildren(): Promise<void> {
     for (const child of this.children.splice(0)) {
       if (child.exitCode === null && child.pid !== undefined) child.kill('SIGTERM');
