@@ -8,6 +8,8 @@
 #   NODE_BOOT=pxe             pxe or ipxe: Ironic writes the node's PXE/iPXE config with the kernel
 #                             parameters it wants the ramdisk to get (ipa-api-url, request id, ...)
 #   DEPLOY_KERNEL, DEPLOY_RAMDISK   files Ironic puts into that config (placeholders if unset)
+#   ROOT_DEVICE='{"name": "/dev/loop3"}'   root device hints (properties/root_device)
+#   PROVIDE=false             stop at 'manageable' instead of starting automated cleaning
 #
 # Power is `fake`: Ironic only records power states, so nothing reboots a node; an agent that
 # outlives a phase keeps a token that Ironic wiped (without fast track), and a real node would have
@@ -39,8 +41,9 @@ uuid=$(baremetal node create --driver manual-management --management-interface n
   --power-interface fake --boot-interface "${NODE_BOOT:-pxe}" --deploy-interface direct \
   --driver-info deploy_kernel="file://$(realpath "$kernel")" --driver-info deploy_ramdisk="file://$(realpath "$ramdisk")" \
   --driver-info has_dedicated_power_supply=true \
+  ${ROOT_DEVICE:+--property root_device="$ROOT_DEVICE"} \
   --name "$name" -f value -c uuid)
 baremetal port create "$mac" --node "$uuid" >/dev/null
 baremetal node manage "$uuid" --wait 60 >/dev/null
-baremetal node provide "$uuid" >/dev/null
+[[ ${PROVIDE:-true} == true ]] && baremetal node provide "$uuid" >/dev/null
 echo "$uuid"

@@ -34,7 +34,10 @@ export function generateSelfSigned(host: string): TlsMaterial {
     ],
   } as selfsigned.SelfsignedOptions;
   const pems = selfsigned.generate([{ name: 'commonName', value: host }], options);
-  return { cert: pems.cert, key: pems.private };
+  // forge writes CRLF; Ironic stores the PEM and compares later heartbeats'
+  // copies with what it reads back in text mode (LF), so send LF only.
+  const lf = (pem: string) => pem.replace(/\r\n/g, '\n');
+  return { cert: lf(pems.cert), key: lf(pems.private) };
 }
 
 export function loadTls(certfile: string, keyfile: string): TlsMaterial {

@@ -1,0 +1,77 @@
+import { readFileSync } from 'node:fs';
+import { connect } from 'node:tls';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startAgent, type AgentProcess } from '../helpers/agent-process.ts';
+import { startIronic, type Ironic } from '../helpers/ironic.ts';
+import { createLoopDisk, giveDiskAPartition, metadataLeft, type LoopDisk } from '../helpers/loop-disk.ts';
+
+// Issue 2, shown end to end: a real Ironic 21.4 cleans a node whose agent is
+// ours, over HTTPS with the certificate the agent sent, and the two loop
+// disks come out with no partition table or signature left.
+
+const MAC = '52:54:00:a0:00:01';
+
+function servedCertificate(port: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const sock = connect({ host: '127.0.0.1', port, rejectUnauthorized: false }, () => {
+      const der = sock.getPeerCertificate().raw;
+      sock.end();
+      resolve(der.toString('base64'));
+    });
+    sock.once('error', reject);
+  });
+}
+
+const pemBody = (pem: string) => pem.replace(/-----[A-Z ]+-----/g, '').replace(/\s+/g, '');
+
+describe('automated cleaning through a real Ironic', () => {
+  let ironic: Ironic;
+  let agent: AgentProcess;
+  let disks: LoopDisk[] = [];
+  let uuid: string;
+  const seen: { agentUrl?: string; verifyCa?: string; version?: string } = {};
+
+  beforeAll(async () => {
+    disks = [await createLoopDisk(64, 'clean-a'), await createLoopDisk(64, 'clean-b')];
+    for (const d of disks) await giveDiskAPartition(d.device);
+    for (const d of disks) expect(await metadataLeft(d.device)).not.toEqual([]);
+    ironic = await startIronic();
+    uuid = await ironic.enroll(MAC);
+    agent = await startAgent({ apiUrl: ironic.url, mac: MAC, allowedDevices: disks.map((d) => d.device) });
+  }, 180_000);
+
+  afterAll(async () => {
+    await agent?.stop();
+    await ironic?.stop();
+    for (const d of disks) await d.destroy();
+  });
+
+  it('goes clean wait -> available, and both disks lose their metadata', async () => {
+    // Watch the node while it cleans: Ironic forgets agent_url and the
+    // certificate when cleaning ends (no fast track).
+    const deadline = Date.now() + 300_000;
+    let node: Record<string, any> = {};
+    while (Date.now() < deadline) {
+      node = await ironic.node(uuid);
+      const dii = node.driver_internal_info ?? {};
+      if (dii.agent_url && !seen.agentUrl) {
+        seen.agentUrl = dii.agent_url;
+        seen.version = dii.agent_version;
+        seen.verifyCa = readFileSync(dii.agent_verify_ca, 'utf8');
+      }
+      if (['available', 'clean failed'].includes(node.provision_state)) break;
+      await sleep(100);
+    }
+    expect(node.last_error ?? null, agent.output().slice(-2000)).toBeNull();
+    expect(node.provision_state).toBe('available');
+    for (const d of disks) expect(await metadataLeft(d.device)).toEqual([]);
+    expect(agent.output()).toMatch(/"command":"clean.execute_clean_step".*"status":"SUCCEEDED"/);
+  }, 320_000);
+
+  it('Ironic recorded our version and an https callback, and verified us with the certificate we sent', async () => {
+    expect(seen.version).toMatch(/^9\.4\.0\+metal\./);
+    expect(seen.agentUrl).toBe(`https://127.0.0.1:${agent.port}`);
+    expect(pemBody(seen.verifyCa!)).toBe(await servedCertificate(agent.port));
+  });
+});
