@@ -1,12 +1,13 @@
 import { writeFile } from 'node:fs/promises';
 import { log } from '../../log.ts';
 import { sameIp } from './addresses.ts';
+import { assertMayChangeNetwork, type NetworkChangePolicy } from './guard.ts';
 import { ip, listLinksWithAddresses } from './ip.ts';
 import { isWiredLink } from './interfaces.ts';
 import { parseNetworkData, planNetworkData, resolvConf, type NetworkPlan, type PlanInterface } from './network-data.ts';
 import { acceptRouterAdvertisements } from './wait-address.ts';
 
-export interface ApplyOptions {
+export interface ApplyOptions extends NetworkChangePolicy {
   /** Where name servers go; tests point this at a temp file. */
   resolvConfPath?: string;
   /** How long to wait for duplicate address detection of the static addresses (default 15 s). */
@@ -55,8 +56,9 @@ export async function currentInterfaces(): Promise<PlanInterface[]> {
 
 /** Runs a plan: sysctls for SLAAC links, the `ip` commands in order, then resolv.conf. */
 export async function applyNetworkPlan(plan: NetworkPlan, opts: ApplyOptions = {}): Promise<void> {
+  assertMayChangeNetwork('apply network_data.json', opts);
   for (const w of plan.warnings) log.warn({ warning: w }, 'network_data.json');
-  for (const dev of plan.acceptRa) await acceptRouterAdvertisements(dev);
+  for (const dev of plan.acceptRa) await acceptRouterAdvertisements(dev, opts);
   for (const args of plan.commands) await ip(args);
   await waitForDad(plan.addresses, opts.dadTimeoutMs ?? 15_000);
   if (plan.nameservers.length > 0) {

@@ -1,5 +1,6 @@
 import { log } from '../../log.ts';
 import { applyNetworkData } from './apply.ts';
+import type { NetworkChangePolicy } from './guard.ts';
 import type { NetworkPlan } from './network-data.ts';
 import { readVirtualMediaConfig } from './virtual-media.ts';
 import { bringUpWiredInterfaces, waitForUsableAddress, type UsableAddress } from './wait-address.ts';
@@ -10,7 +11,7 @@ import { bringUpWiredInterfaces, waitForUsableAddress, type UsableAddress } from
 // 3. wait until some address is usable (past DAD).
 // Discovery of the conductor (mDNS) comes after this, in src/conductor.
 
-export interface DhcpLessOptions {
+export interface DhcpLessOptions extends NetworkChangePolicy {
   /** Kernel command line (default: /proc/cmdline). */
   cmdline?: string;
   timeoutMs: number;
@@ -31,9 +32,9 @@ export async function prepareDhcpLessNetwork(opts: DhcpLessOptions): Promise<Dhc
   const vmedia = await readVirtualMediaConfig({ cmdline: opts.cmdline });
   let plan: NetworkPlan | undefined;
   if (vmedia.networkData !== undefined) {
-    plan = await applyNetworkData(vmedia.networkData, { resolvConfPath: opts.resolvConfPath });
+    plan = await applyNetworkData(vmedia.networkData, { resolvConfPath: opts.resolvConfPath, allowHostNetworkChanges: opts.allowHostNetworkChanges });
   }
-  await bringUpWiredInterfaces({ interfaces: opts.interfaces });
+  await bringUpWiredInterfaces({ interfaces: opts.interfaces, allowHostNetworkChanges: opts.allowHostNetworkChanges });
   const address = await waitForUsableAddress({
     timeoutMs: opts.timeoutMs,
     interfaces: opts.interfaces,

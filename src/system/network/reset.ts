@@ -1,4 +1,5 @@
 import { log } from '../../log.ts';
+import { assertMayChangeNetwork, type NetworkChangePolicy } from './guard.ts';
 import { ip } from './ip.ts';
 import { wiredLinks } from './interfaces.ts';
 
@@ -8,7 +9,8 @@ import { wiredLinks } from './interfaces.ts';
  * scratch. Down/up also regenerates the link-local address and sends fresh
  * router solicitations. The caller re-runs discovery afterwards.
  */
-export async function resetNetworking(opts: { interfaces?: readonly string[] } = {}): Promise<string[]> {
+export async function resetNetworking(opts: { interfaces?: readonly string[] } & NetworkChangePolicy = {}): Promise<string[]> {
+  assertMayChangeNetwork('reset networking', opts);
   const links = await wiredLinks(opts.interfaces);
   for (const { ifname } of links) {
     await ip(['link', 'set', 'dev', ifname, 'down']);

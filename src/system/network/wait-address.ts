@@ -1,6 +1,7 @@
 import { writeFile } from 'node:fs/promises';
 import { log } from '../../log.ts';
 import { ip, type IpAddress, type IpLink } from './ip.ts';
+import { assertMayChangeNetwork, type NetworkChangePolicy } from './guard.ts';
 import { wiredLinks } from './interfaces.ts';
 
 // DHCP-less bring-up: with no DHCP client in the ramdisk the agent relies on
@@ -31,8 +32,9 @@ function assertPlainIfname(ifname: string): void {
  * Lets the kernel configure the interface from router advertisements.
  * accept_ra=2 accepts RAs even when forwarding is on (some images enable it).
  */
-export async function acceptRouterAdvertisements(ifname: string, sysctlRoot = SYSCTL_ROOT): Promise<void> {
+export async function acceptRouterAdvertisements(ifname: string, policy: NetworkChangePolicy = {}, sysctlRoot = SYSCTL_ROOT): Promise<void> {
   assertPlainIfname(ifname);
+  assertMayChangeNetwork(`change IPv6 sysctls of ${ifname}`, policy);
   const settings: Array<[string, string]> = [['disable_ipv6', '0'], ['accept_ra', '2'], ['autoconf', '1']];
   for (const [key, value] of settings) {
     try {
@@ -45,10 +47,13 @@ export async function acceptRouterAdvertisements(ifname: string, sysctlRoot = SY
 }
 
 /** Brings every wired interface (or the named ones) up, accepting RAs. Returns their names. */
-export async function bringUpWiredInterfaces(opts: { interfaces?: readonly string[]; acceptRa?: boolean } = {}): Promise<string[]> {
+export async function bringUpWiredInterfaces(
+  opts: { interfaces?: readonly string[]; acceptRa?: boolean } & NetworkChangePolicy = {},
+): Promise<string[]> {
+  assertMayChangeNetwork('bring network interfaces up', opts);
   const links = await wiredLinks(opts.interfaces);
   for (const link of links) {
-    if (opts.acceptRa !== false) await acceptRouterAdvertisements(link.ifname);
+    if (opts.acceptRa !== false) await acceptRouterAdvertisements(link.ifname, opts);
     await ip(['link', 'set', 'dev', link.ifname, 'up']);
   }
   log.info({ interfaces: links.map((l) => l.ifname) }, 'wired interfaces up');
