@@ -12,7 +12,7 @@
 BUILD ?= build
 NODE_RUNTIME ?= $(realpath $(shell command -v node))
 RAMDISK_COMPRESS ?= xz
-RAMDISK_SKIP_TOOLS ?= fio
+RAMDISK_SKIP_TOOLS ?= fio stress-ng
 export RAMDISK_SKIP_TOOLS
 
 AGENT_SOURCES := $(shell find src steps -name '*.ts' 2>/dev/null) package-lock.json

@@ -5,7 +5,8 @@
 # Quick when all is present: dpkg is asked first, apt only for what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-build_pkgs=(busybox-static cpio kmod zstd xz-utils binutils apt dpkg iproute2 qemu-system-x86 curl)
+# mount and fdisk ship losetup, mount, umount, sfdisk (tools.ts says util-linux).
+build_pkgs=(mount fdisk busybox-static cpio kmod squashfs-tools zstd xz-utils binutils apt dpkg iproute2 qemu-system-x86 curl)
 tool_pkgs=$(npx tsx ramdisk-build/list-tools.ts | awk '$2 != "busybox" {print $2}' | sort -u)
 
 missing=()

@@ -1,17 +1,25 @@
 #!/usr/bin/env bash
 # Assembles the agent's initramfs from this machine's Debian packages:
-#   ramdisk-build/ramdisk.sh AGENT_BINARY KERNEL_DIR OUTPUT [xz|zstd]
+#   ramdisk-build/ramdisk.sh AGENT_BINARY KERNEL_DIR OUTPUT [xz|zstd|zstd-fast]
 # KERNEL_DIR is what kernel.sh made. The tools' packages must be installed
 # (install-deps.sh does it); every file is copied from the package that owns it,
 # with the shared libraries ldd names, and nothing else.
+#
+# Memory is the constraint (a 512 MiB node must deploy): the kernel unpacks an
+# initramfs into tmpfs, which keeps every byte in RAM for good. So /usr (the
+# agent, tools, libraries, modules: ~180 MB) goes into a compressed squashfs
+# that init loop-mounts; its pages are then read on demand and can be evicted.
+# Only the init, a static busybox and the two modules to mount /usr are plain.
 set -euo pipefail
 agent=$(realpath "$1") kdir=$(realpath "$2") out=$3 compress=${4:-xz}
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(dirname "$here")
 release=$(cat "$kdir/version")
 
-root=$(mktemp -d "${TMPDIR:-/tmp}/metal-agent-rootfs.XXXXXX")
-trap 'rm -rf "$root"' EXIT
+work=$(mktemp -d "${TMPDIR:-/tmp}/metal-agent-rootfs.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+root=$work/root   # the whole tree, as the running system sees it
+early=$work/early # what the kernel unpacks: init, busybox, /usr.sqfs
 
 # Debian 12 layout (merged /usr), so paths from ldd and dpkg work unchanged.
 mkdir -p "$root"/usr/{bin,sbin,lib/x86_64-linux-gnu,lib64} "$root"/{dev,proc,sys,run,tmp,mnt,root,etc,var/log}
@@ -41,23 +49,29 @@ add_file() {
   fi
 }
 
-# An executable plus every shared library the dynamic loader would map for it.
-add_program() {
-  add_file "$1"
+# Every shared library the dynamic loader would map for a program, including
+# the loader itself (the line without "=>"). Plain awk regexes: mawk has no \s.
+add_libs() {
   local lib
-  for lib in $(ldd "$1" 2>/dev/null | awk '/=> \// {print $3} /^\s*\/lib/ {print $1}'); do
+  for lib in $(ldd "$1" 2>/dev/null | awk '$2 == "=>" && $3 ~ /^\// {print $3} $1 ~ /^\// {print $1}'); do
     add_file "$lib"
   done
 }
 
+add_program() {
+  add_file "$1"
+  add_libs "$1"
+}
+
 # --- the agent -------------------------------------------------------------
 install -D -m 0755 "$agent" "$root/usr/bin/metal-agent"
-add_program "$agent" && rm -f "$root$agent" # only its libraries, not a second copy
+add_libs "$agent"
 
 # --- the external tools of src/system/tools.ts -----------------------------
 # RAMDISK_SKIP_TOOLS leaves tools out on purpose: fio's ceph/gluster/ICU
-# libraries alone would add ~64 MB unpacked (16 MB compressed) to every boot.
-skip=" ${RAMDISK_SKIP_TOOLS-fio} "
+# libraries add ~64 MB (16 MB compressed) and stress-ng's GL/IPsec ones ~25 MB
+# to every boot of every node, for burn-in steps few deployments run.
+skip=" ${RAMDISK_SKIP_TOOLS-fio stress-ng} "
 left_out=()
 while read -r tool pkg; do
   if [[ $pkg == busybox ]]; then continue; fi # busybox applets, linked below
@@ -66,9 +80,12 @@ while read -r tool pkg; do
   # when tools.ts names another package, the file still comes from the Debian
   # package dpkg says owns it.
   path=$(dpkg -L "$pkg" 2>/dev/null | grep -E "^/(usr/)?s?bin/$tool\$" | head -n1 || true)
-  if [[ -z $path ]] && found=$(command -v "$tool") && owner=$(dpkg -S "$(readlink -f "$found")" 2>/dev/null); then
-    echo "ramdisk: $tool comes from Debian package ${owner%%:*}, not $pkg as tools.ts says" >&2
-    path=$found
+  if [[ -z $path ]]; then
+    owned=$(dpkg -S "*bin/$tool" 2>/dev/null | grep -E ": /(usr/)?s?bin/$tool\$" | head -n1 || true)
+    if [[ -n $owned ]]; then
+      echo "ramdisk: $tool comes from Debian package ${owned%%:*}, not $pkg as tools.ts says" >&2
+      path=${owned#*: }
+    fi
   fi
   if [[ -z $path ]]; then left_out+=("$tool(no package $pkg)"); continue; fi
   add_program "$(readlink -f "$path")"
@@ -121,13 +138,26 @@ echo "metal-agent ramdisk, kernel $release, built $(date -u +%Y-%m-%dT%H:%M:%SZ)
 mkdir -p "$(dirname "$out")"
 case $compress in
   # The kernel's xz decoder only knows CRC32 checks.
-  xz) compressor=(xz --check=crc32 -9 -T0 -c) ;;
-  zstd) compressor=(zstd -19 -T0 -q -c) ;;
+  xz) compressor=(xz --check=crc32 -9 -T0 -c) sqfs=(-comp xz -Xbcj x86 -b 1M) ;;
+  zstd) compressor=(zstd -19 -T0 -q -c) sqfs=(-comp zstd -Xcompression-level 19 -b 1M) ;;
+  zstd-fast) compressor=(zstd -3 -T0 -q -c) sqfs=(-comp zstd -Xcompression-level 3) ;; # quick dev rebuilds
   *) echo "ramdisk: unknown compressor $compress" >&2; exit 1 ;;
 esac
-(cd "$root" && find . -mindepth 1 | LC_ALL=C sort |
+
+# Everything but /usr stays plain: small, and it must be writable (/etc, /var).
+mkdir -p "$early/early" "$early/usr"
+(cd "$root" && find . -mindepth 1 -maxdepth 1 ! -name usr -exec cp -a {} "$early/" \;)
+cp /usr/bin/busybox "$early/early/busybox"
+for m in loop squashfs; do
+  modprobe -d "$root" -S "$release" --show-depends "$m" | awk '$1 == "insmod" {print $2}' |
+    while read -r ko; do cp "$ko" "$early/early/"; echo "${ko##*/}" >>"$early/early/modules"; done
+done
+mksquashfs "$root/usr" "$early/usr.sqfs" "${sqfs[@]}" -all-root -noappend -no-progress -quiet -no-xattrs >/dev/null
+
+(cd "$early" && find . -mindepth 1 | LC_ALL=C sort |
   cpio --quiet -o -H newc --owner=0:0 --reproducible | "${compressor[@]}") >"$out.tmp"
 mv "$out.tmp" "$out"
 # What is inside and how big, for reviewing growth (bench/ramdisk.ts reads it).
 (cd "$root" && find . -type f -printf '%s %p\n' | sort -rn) >"$out.files"
-echo "ramdisk: $out $(du -b "$out" | cut -f1) bytes ($compress), unpacked $(du -sb "$root" | cut -f1) bytes"
+echo "ramdisk: $out $(du -b "$out" | cut -f1) bytes ($compress); in RAM after unpacking $(du -sb "$early" | cut -f1) bytes;" \
+  "/usr squashfs $(du -b "$early/usr.sqfs" | cut -f1) bytes holding $(du -sb "$root/usr" | cut -f1) bytes"

@@ -1,0 +1,94 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createNetns, destroyNetns, type Netns } from '../helpers/netns.ts';
+
+// The test network a VM boots on: a namespace of its own holding a bridge
+// (the "provisioning network", where a test runs Ironic, image servers, curl),
+// a DHCPv4 server on it, and one tap per VM NIC. Nothing touches the host's
+// interfaces; addresses are from 192.0.2.0/24 (TEST-NET-1) and exist only
+// inside the namespace.
+
+export interface VmNetwork {
+  ns: Netns;
+  bridge: string;
+  /** The namespace side's address on the bridge: where Ironic listens. */
+  hostIp: string;
+  prefixLength: number;
+  /** Creates a tap on the bridge; qemu (run in ns) opens it by name. */
+  addTap(): Promise<string>;
+  /** A fixed DHCP lease for a MAC, so a test knows a VM's address up front. */
+  reserve(mac: string): Promise<string>;
+  destroy(): Promise<void>;
+}
+
+const SUBNET = '192.0.2';
+
+export async function createVmNetwork(tag = 'vm'): Promise<VmNetwork> {
+  const ns = await createNetns(tag);
+  const dir = await mkdtemp(join(tmpdir(), 'mai-vmnet-'));
+  const bridge = 'br0';
+  const hostIp = `${SUBNET}.1`;
+  let taps = 0;
+  const leases = new Map<string, string>();
+  let dhcp: Awaited<ReturnType<Netns['spawn']>> | undefined;
+
+  try {
+    await ns.ip(['link', 'add', bridge, 'type', 'bridge']);
+    await ns.ip(['addr', 'add', `${hostIp}/24`, 'dev', bridge]);
+    await ns.ip(['link', 'set', bridge, 'up']);
+  } catch (err) {
+    await destroyNetns(ns);
+    await rm(dir, { recursive: true, force: true });
+    throw err;
+  }
+
+  // udhcpd reads its static leases at start, so it is (re)started after each
+  // reservation; it is cheap and a VM asks only after it has booted.
+  async function restartDhcp(): Promise<void> {
+    if (dhcp && dhcp.exitCode === null) {
+      dhcp.kill('SIGTERM');
+      await dhcp;
+    }
+    const conf = [
+      `interface ${bridge}`,
+      `start ${SUBNET}.100`,
+      `end ${SUBNET}.199`,
+      `lease_file ${dir}/udhcpd.leases`,
+      `pidfile ${dir}/udhcpd.pid`,
+      'option subnet 255.255.255.0',
+      'option lease 3600',
+      ...[...leases].map(([mac, ip]) => `static_lease ${mac} ${ip}`),
+    ];
+    await writeFile(join(dir, 'udhcpd.conf'), conf.join('\n') + '\n');
+    await writeFile(join(dir, 'udhcpd.leases'), '');
+    dhcp = ns.spawn('busybox', ['udhcpd', '-f', join(dir, 'udhcpd.conf')]);
+  }
+  await restartDhcp();
+
+  return {
+    ns,
+    bridge,
+    hostIp,
+    prefixLength: 24,
+    async addTap() {
+      const name = `tap${taps++}`;
+      await ns.ip(['tuntap', 'add', 'dev', name, 'mode', 'tap']);
+      await ns.ip(['link', 'set', name, 'master', bridge]);
+      await ns.ip(['link', 'set', name, 'up']);
+      return name;
+    },
+    async reserve(mac: string) {
+      const known = leases.get(mac);
+      if (known) return known;
+      const ip = `${SUBNET}.${10 + leases.size}`;
+      leases.set(mac, ip);
+      await restartDhcp();
+      return ip;
+    },
+    async destroy() {
+      await destroyNetns(ns); // stops udhcpd, deletes bridge and taps with the namespace
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}

@@ -1,0 +1,246 @@
+import { execa, type ResultPromise } from 'execa';
+import { existsSync } from 'node:fs';
+import { mkdtemp, open, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { parseArgs } from 'node:util';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { REPO_ROOT } from '../helpers/netns.ts';
+import { createVmNetwork, type VmNetwork } from './qemu-network.ts';
+import { qmp, readText, waitForLog, writeSerial } from './qemu-serial.ts';
+
+// Boots the ramdisk (build/vmlinuz + build/metal-agent.initramfs) in qemu under
+// TCG, inside a test network namespace: a "bare-metal node" for e2e tests.
+// The namespace side is the provisioning network, so a test can run Ironic
+// there (at network.hostIp) and pass ipa-api-url in kernelArgs.
+//
+// CLI: npx tsx test/e2e/qemu.ts [--memory 512] [--disk 2048:virtio] [--disk 1024:nvme]
+//        [--append 'ipa-standalone=1 ipa-enable-auto-tls=0'] [--shell] [--kernel F] [--initrd F]
+
+export type DiskBus = 'virtio' | 'nvme' | 'sata' | 'scsi';
+
+export interface DiskSpec {
+  /** Size of a new sparse raw file; ignored when `file` is given. */
+  sizeMiB?: number;
+  /** An existing raw image to attach (the VM may write to it). */
+  file?: string;
+  bus?: DiskBus;
+  /** Serial number the guest sees (lsblk SERIAL, root device hints). */
+  serial?: string;
+}
+
+export interface VmOptions {
+  kernel?: string;
+  initrd?: string;
+  memoryMiB?: number;
+  cpus?: number;
+  /** Network to join; a private one is created (and destroyed by stop) when absent. */
+  network?: VmNetwork;
+  mac?: string;
+  disks?: DiskSpec[];
+  /** Appended to the kernel command line (ipa-api-url=..., BOOTIF=..., metal.shell). */
+  kernelArgs?: string[];
+  /** 'tcg' by default: the product must work on machines without KVM. */
+  accel?: 'tcg' | 'kvm';
+}
+
+export interface Vm {
+  mac: string;
+  /** IPv4 address the VM gets by DHCP (a reservation made before boot). */
+  ip: string;
+  network: VmNetwork;
+  workDir: string;
+  serialLog: string;
+  diskFiles: string[];
+  /** Milliseconds since qemu was started. */
+  elapsedMs(): number;
+  serialText(): Promise<string>;
+  waitForSerial(re: RegExp, timeoutMs: number, fromOffset?: number): Promise<RegExpExecArray>;
+  /** Types into the serial console (a shell answers only with metal.shell). */
+  sendSerial(text: string): Promise<void>;
+  qmp(execute: string, args?: Record<string, unknown>): Promise<unknown>;
+  /** GET from the namespace side (curl); https uses no certificate check. */
+  httpGet(path: string, opts?: { https?: boolean; port?: number; timeoutSec?: number }): Promise<{ status: number; body: string }>;
+  alive(): boolean;
+  stop(): Promise<void>;
+}
+
+export const DEFAULT_KERNEL = join(REPO_ROOT, 'build', 'vmlinuz');
+export const DEFAULT_INITRD = join(REPO_ROOT, 'build', 'metal-agent.initramfs');
+
+let vmCounter = 0;
+
+function diskArgs(disks: DiskSpec[], files: string[]): string[] {
+  const args: string[] = [];
+  let scsiBus = false;
+  disks.forEach((d, i) => {
+    const serial = d.serial ?? `MAI-DISK-${i}`;
+    args.push('-drive', `file=${files[i]},format=raw,if=none,id=d${i},cache=unsafe,discard=unmap`);
+    switch (d.bus ?? 'virtio') {
+      case 'virtio':
+        args.push('-device', `virtio-blk-pci,drive=d${i},serial=${serial}`);
+        break;
+      case 'nvme':
+        args.push('-device', `nvme,drive=d${i},serial=${serial}`);
+        break;
+      case 'sata':
+        // q35's own AHCI controller has six ports: ide.0 .. ide.5.
+        args.push('-device', `ide-hd,drive=d${i},bus=ide.${i % 6},serial=${serial}`);
+        break;
+      case 'scsi':
+        if (!scsiBus) args.push('-device', 'virtio-scsi-pci,id=scsi0');
+        scsiBus = true;
+        args.push('-device', `scsi-hd,drive=d${i},bus=scsi0.0,serial=${serial}`);
+        break;
+    }
+  });
+  return args;
+}
+
+export async function startVm(opts: VmOptions = {}): Promise<Vm> {
+  const kernel = opts.kernel ?? DEFAULT_KERNEL;
+  const initrd = opts.initrd ?? DEFAULT_INITRD;
+  for (const f of [kernel, initrd]) {
+    if (!existsSync(f)) throw new Error(`${f} is missing: run \`make kernel ramdisk\` first`);
+  }
+  const workDir = await mkdtemp(join(tmpdir(), 'mai-vm-'));
+  const ownNetwork = !opts.network;
+  const network = opts.network ?? (await createVmNetwork('vm'));
+  let qemu: ResultPromise | undefined;
+  try {
+    const n = vmCounter++;
+    const mac = opts.mac ?? `52:54:00:${hex(process.pid >> 8)}:${hex(process.pid)}:${hex(n)}`;
+    const ip = await network.reserve(mac);
+    const tap = await network.addTap();
+
+    const disks = opts.disks ?? [{ sizeMiB: 1024 }];
+    const diskFiles: string[] = [];
+    for (const [i, d] of disks.entries()) {
+      if (d.file) {
+        diskFiles.push(resolve(d.file));
+        continue;
+      }
+      const file = join(workDir, `disk${i}.raw`);
+      const fh = await open(file, 'w');
+      await fh.truncate((d.sizeMiB ?? 1024) * 1024 * 1024); // sparse
+      await fh.close();
+      diskFiles.push(file);
+    }
+
+    const serialLog = join(workDir, 'serial.log');
+    const serialSock = join(workDir, 'serial.sock');
+    const qmpSock = join(workDir, 'qmp.sock');
+    const append = ['console=tty0', 'console=ttyS0,115200', 'printk.time=1', 'panic=-1', ...(opts.kernelArgs ?? [])];
+    const args = [
+      '-nodefaults', '-display', 'none',
+      '-machine', `q35,accel=${opts.accel ?? 'tcg'}`,
+      '-cpu', 'max',
+      '-m', String(opts.memoryMiB ?? 512),
+      '-smp', String(opts.cpus ?? 1),
+      '-kernel', kernel, '-initrd', initrd, '-append', append.join(' '),
+      '-chardev', `socket,id=ser0,path=${serialSock},server=on,wait=off,logfile=${serialLog}`,
+      '-serial', 'chardev:ser0',
+      '-qmp', `unix:${qmpSock},server=on,wait=off`,
+      '-netdev', `tap,id=n0,ifname=${tap},script=no,downscript=no`,
+      '-device', `virtio-net-pci,netdev=n0,mac=${mac}`,
+      '-device', 'virtio-rng-pci', // entropy for TLS keys without waiting
+      '-no-reboot', // a reboot ends the run: a test sees it as qemu exiting
+      ...diskArgs(disks, diskFiles),
+    ];
+    const started = Date.now();
+    qemu = network.ns.spawn('qemu-system-x86_64', args);
+    let exited = false;
+    void qemu.then(() => (exited = true));
+    const proc = qemu;
+
+    const vm: Vm = {
+      mac, ip, network, workDir, serialLog, diskFiles,
+      elapsedMs: () => Date.now() - started,
+      serialText: () => readText(serialLog),
+      waitForSerial: (re, timeoutMs, fromOffset) =>
+        waitForLog(serialLog, re, { timeoutMs, fromOffset, isAlive: () => !exited }),
+      sendSerial: (text) => writeSerial(serialSock, text),
+      qmp: (execute, qargs) => qmp(qmpSock, execute, qargs),
+      async httpGet(path, o = {}) {
+        const url = `${o.https ? 'https' : 'http'}://${ip}:${o.port ?? 9999}${path}`;
+        const r = await network.ns.exec('curl', ['-sS', '-k', '-m', String(o.timeoutSec ?? 10), '-w', '\n%{http_code}', url]);
+        if (r.exitCode !== 0) throw new Error(`GET ${url}: ${r.stderr.trim()}`);
+        const cut = r.stdout.lastIndexOf('\n');
+        return { status: Number(r.stdout.slice(cut + 1)), body: r.stdout.slice(0, cut) };
+      },
+      alive: () => !exited,
+      async stop() {
+        if (!exited) {
+          await vm.qmp('quit').catch(() => undefined);
+          for (let i = 0; i < 50 && !exited; i++) await sleep(100);
+          if (!exited) proc.kill('SIGKILL');
+          await proc;
+        }
+        if (ownNetwork) await network.destroy();
+        await rm(workDir, { recursive: true, force: true });
+      },
+    };
+    // qemu creates its sockets right after start; wait so sendSerial/qmp work at once.
+    for (let i = 0; i < 100 && !existsSync(qmpSock) && !exited; i++) await sleep(50);
+    if (exited) throw new Error(`qemu exited at once: ${String((await proc).stderr)}`);
+    return vm;
+  } catch (err) {
+    if (qemu && qemu.exitCode === null) {
+      qemu.kill('SIGKILL');
+      await qemu;
+    }
+    if (ownNetwork) await network.destroy();
+    await rm(workDir, { recursive: true, force: true });
+    throw err;
+  }
+}
+
+function hex(n: number): string {
+  return (n & 0xff).toString(16).padStart(2, '0');
+}
+
+// --- CLI ---------------------------------------------------------------------
+async function cli(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      memory: { type: 'string', default: '512' },
+      disk: { type: 'string', multiple: true, default: ['2048:virtio'] },
+      append: { type: 'string', default: 'ipa-standalone=1 ipa-enable-auto-tls=0' },
+      shell: { type: 'boolean', default: false },
+      kvm: { type: 'boolean', default: false },
+      kernel: { type: 'string', default: DEFAULT_KERNEL },
+      initrd: { type: 'string', default: DEFAULT_INITRD },
+    },
+  });
+  const vm = await startVm({
+    kernel: values.kernel,
+    initrd: values.initrd,
+    memoryMiB: Number(values.memory),
+    disks: values.disk.map((d) => {
+      const [size, bus] = d.split(':');
+      return { sizeMiB: Number(size), bus: (bus ?? 'virtio') as DiskBus };
+    }),
+    kernelArgs: [...values.append.split(/\s+/).filter(Boolean), ...(values.shell ? ['metal.shell'] : [])],
+    accel: values.kvm ? 'kvm' : 'tcg',
+  });
+  console.log(`VM up: mac ${vm.mac}, ip ${vm.ip} in namespace ${vm.network.ns.name}; serial log ${vm.serialLog}`);
+  console.log(`  e.g. ip netns exec ${vm.network.ns.name} curl http://${vm.ip}:9999/v1/status ; Ctrl-C stops it`);
+  let stopping = false;
+  const stop = () => {
+    if (stopping) return;
+    stopping = true;
+    void vm.stop().then(() => process.exit(0));
+  };
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
+  const m = await vm.waitForSerial(/API listening/, 600_000).catch((e: Error) => e);
+  console.log(m instanceof Error ? m.message : `agent listening after ${(vm.elapsedMs() / 1000).toFixed(1)} s`);
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) {
+  cli().catch((err: unknown) => {
+    console.error(err);
+    process.exit(1);
+  });
+}
