@@ -31,7 +31,7 @@ export async function createVmNetwork(tag = 'vm'): Promise<VmNetwork> {
   const hostIp = `${SUBNET}.1`;
   let taps = 0;
   const leases = new Map<string, string>();
-  let dhcp: Awaited<ReturnType<Netns['spawn']>> | undefined;
+  let dhcp: ReturnType<Netns['spawn']> | undefined;
 
   try {
     await ns.ip(['link', 'add', bridge, 'type', 'bridge']);
