@@ -14,6 +14,7 @@ import { Guard, runningInRamdisk } from './system/safety.ts';
 import { AGENT_VERSION } from './version.ts';
 import { ALL_STEPS } from '../steps/index.ts';
 import { StepRegistry } from '../steps/registry.ts';
+import type { DeployState } from '../steps/types.ts';
 
 // The lifecycle: discover -> serve -> lookup -> heartbeat -> (hand off).
 // The agent owns the node identity, the token and the status message; the
@@ -36,6 +37,8 @@ export class Agent {
   private statusMessage: string | undefined;
   private agentStatus: AgentStatus | undefined;
   node: LookupResult['node'] | undefined;
+  /** What write_image and friends left for get_partition_uuids, install_bootloader and kexec. */
+  readonly deployState: DeployState = { partitionUuids: {}, kernelParams: [] };
   lookupConfig: Record<string, any> = {};
 
   constructor(private config: AgentConfig) {
@@ -61,6 +64,25 @@ export class Agent {
   get options(): AgentConfig {
     return this.config;
   }
+
+  /** A new token for a node we already served: behave like a freshly booted ramdisk. */
+  private startNewSession(): void {
+    log.info('new agent token: starting a fresh session (command history and deploy state cleared)');
+    this.engine.resetHistory();
+    this.deployState.partitionUuids = {};
+    this.deployState.kernelParams = [];
+    delete this.deployState.rootDevice;
+    delete this.deployState.isWholeDisk;
+    this.statusMessage = undefined;
+    this.agentStatus = undefined;
+  }
+
+  /** The node as last sent by Ironic (with a command) or learnt at lookup. */
+  lastNode(): Record<string, any> {
+    return this.lastCommandNode ?? this.node ?? {};
+  }
+
+  lastCommandNode: Record<string, any> | undefined;
 
   /** Progress shown in Ironic (agent_status_message) with the next heartbeat. */
   progress(message: string): void {
@@ -115,9 +137,11 @@ export class Agent {
       lookupIntervalSec: this.config.lookupInterval,
       token: () => this.tokens.value,
       onLookup: (r) => {
+        const previous = this.tokens.value;
         this.node = r.node;
         this.lookupConfig = r.config ?? {};
         this.tokens.set(r.config?.agent_token);
+        if (previous !== undefined && previous !== this.tokens.value) this.startNewSession();
       },
       heartbeatBody: () => ({
         callback_url: this.callbackUrl,

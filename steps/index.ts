@@ -1,5 +1,23 @@
 import type { StepDescriptor } from './types.ts';
+import { step as burninCpu } from './burnin-cpu.ts';
+import { step as burninDisk } from './burnin-disk.ts';
+import { step as burninMemory } from './burnin-memory.ts';
+import { step as burninNetwork } from './burnin-network.ts';
+import { step as eraseDevices } from './erase-devices.ts';
+import { step as eraseDevicesExpress } from './erase-devices-express.ts';
 import { step as eraseDevicesMetadata } from './erase-devices-metadata.ts';
+import { step as erasePstore } from './erase-pstore.ts';
+import { step as writeImage } from './write-image.ts';
 
 // Every step the agent offers. Adding a step: one file in steps/, one line here.
-export const ALL_STEPS: readonly StepDescriptor[] = [eraseDevicesMetadata];
+export const ALL_STEPS: readonly StepDescriptor[] = [
+  writeImage,
+  eraseDevicesMetadata,
+  eraseDevices,
+  eraseDevicesExpress,
+  erasePstore,
+  burninCpu,
+  burninMemory,
+  burninDisk,
+  burninNetwork,
+];

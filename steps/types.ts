@@ -50,6 +50,18 @@ export interface StepContext {
   signal: AbortSignal;
   /** Agent-wide options steps may need (image download retries, kexec switch, ...). */
   options: StepOptions;
+  /** What the deploy so far has left for later commands (get_partition_uuids, install_bootloader, kexec). */
+  deployState: DeployState;
+}
+
+export interface DeployState {
+  /** The disk the last image went to. */
+  rootDevice?: string;
+  isWholeDisk?: boolean;
+  /** standby.get_partition_uuids' answer. */
+  partitionUuids: Record<string, unknown>;
+  /** Custom kernel parameters for the deployed OS (install_bootloader and kexec add them). */
+  kernelParams: string[];
 }
 
 export interface StepOptions {

@@ -87,6 +87,16 @@ export class CommandEngine extends EventEmitter<{ finished: [result: CommandResu
     return pending ? await pending : this.get(id);
   }
 
+  /**
+   * Forgets finished results. Used when Ironic hands out a new token to an
+   * agent that outlived a phase: from Ironic's side that is a freshly booted
+   * ramdisk, whose command list starts empty (agent_base._freshly_booted).
+   */
+  resetHistory(): void {
+    const kept = this.results.filter((r) => r.command_status === 'RUNNING');
+    this.results.splice(0, this.results.length, ...kept);
+  }
+
   /** Aborts the running command's signal (abortable steps, shutdown). */
   abortRunning(): void {
     this.abort.abort();

@@ -1,5 +1,6 @@
 import { open } from 'node:fs/promises';
 import { output, run } from './exec.ts';
+import { deviceSize } from './partitions/table.ts';
 import type { Guard } from './safety.ts';
 
 // Removes what makes a disk look used: partition tables (MBR, GPT and its
@@ -28,10 +29,6 @@ async function partitionsOf(device: string): Promise<string[]> {
   };
   if (root) walk(root);
   return parts;
-}
-
-export async function deviceSize(device: string): Promise<number> {
-  return Number((await output('blockdev', ['--getsize64', device])).trim());
 }
 
 async function zeroRange(device: string, offset: number, length: number): Promise<void> {

@@ -5,6 +5,7 @@ import type { CommandEngine } from '../engine.ts';
 import { stepCommands } from '../step-commands.ts';
 import { logCommands } from './log.ts';
 import { standbyCommands } from './standby.ts';
+import { imageCommands } from './image.ts';
 import { unsupported } from './unsupported.ts';
 
 /** Builds the context a step runs in, from the node Ironic sent with the command. */
@@ -28,6 +29,7 @@ export function stepContext(agent: Agent, node: Record<string, any>, ports: Arra
       diskWaitDelaySec: o.diskWaitDelay,
       kexecEnabled: o.kexec,
     },
+    deployState: agent.deployState,
   };
 }
 
@@ -38,7 +40,10 @@ export function registerExtensions(engine: CommandEngine, agent: Agent): void {
       stepCommands(phase, {
         registry: agent.registry,
         facts: () => agent.hardware.facts(),
-        context: (p, signal) => stepContext(agent, p.node, p.ports, signal),
+        context: (p, signal) => {
+          agent.lastCommandNode = p.node;
+          return stepContext(agent, p.node, p.ports, signal);
+        },
       }),
     );
   }
@@ -46,10 +51,11 @@ export function registerExtensions(engine: CommandEngine, agent: Agent): void {
     'standby',
     standbyCommands({
       guard: agent.guard,
-      partitionUuids: () => ({}),
+      partitionUuids: () => agent.deployState.partitionUuids,
       beforePowerAction: () => agent.quiesce(),
     }),
   );
+  engine.register('image', imageCommands({ guard: agent.guard, deployState: agent.deployState, rootDevice: () => agent.hardware.rootDevice(agent.lastNode()) }));
   engine.register('log', logCommands({ inventory: () => agent.hardware.inventory(), commands: () => engine.list() }));
   engine.register('rescue', { finalize_rescue: unsupported('rescue.finalize_rescue', 'rescue mode is not implemented') });
   engine.register('system', { lockdown: unsupported('system.lockdown', 'lockdown is not implemented') });

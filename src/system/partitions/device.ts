@@ -18,7 +18,7 @@ async function isBlockDevice(path: string): Promise<boolean> {
 }
 
 /** The kernel's partition node, if it exists and covers exactly this partition's range. */
-async function matchingPartitionNode(device: string, part: PartitionEntry): Promise<string | null> {
+async function matchingPartitionNode(device: string, part: PartitionRange): Promise<string | null> {
   // /dev/disk/by-id/... names have no partition siblings of the same form; the kernel name does.
   const node = partitionPath(await realpath(device).catch(() => device), part.number);
   if (!(await isBlockDevice(node))) return null;
@@ -50,6 +50,9 @@ export async function detachLoop(loop: string): Promise<void> {
   }
 }
 
+/** Where a partition lies on its disk (a table entry, or a partition just created). */
+export type PartitionRange = Pick<PartitionEntry, 'number' | 'start' | 'size'>;
+
 /**
  * Runs fn with a block device path for the partition: the kernel's node when
  * it matches, else a temporary offset loop device that is detached afterwards
@@ -57,7 +60,7 @@ export async function detachLoop(loop: string): Promise<void> {
  */
 export async function withPartitionDevice<T>(
   device: string,
-  partition: PartitionEntry,
+  partition: PartitionRange,
   fn: (partDev: string) => Promise<T>,
 ): Promise<T> {
   const node = await matchingPartitionNode(device, partition);

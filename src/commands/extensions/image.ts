@@ -1,0 +1,54 @@
+import { Type } from '@sinclair/typebox';
+import { installBootloader } from '../../system/bootloader/index.ts';
+import type { Guard } from '../../system/safety.ts';
+import type { BlockDevice } from '../../hardware/types.ts';
+import type { DeployState } from '../../../steps/types.ts';
+import { BootloaderInstallError } from '../errors.ts';
+import type { CommandSpec } from '../engine.ts';
+
+// image.install_bootloader: Ironic asks for it after writing a partition
+// image, or a whole-disk image in UEFI mode (agent_client.install_bootloader).
+
+export interface ImageDeps {
+  guard: Guard;
+  deployState: DeployState;
+  /** The disk to use when no image was written by this agent (a takeover). */
+  rootDevice(): Promise<BlockDevice>;
+}
+
+const Nullable = (t: ReturnType<typeof Type.String>) => Type.Optional(Type.Union([t, Type.Null()]));
+
+const InstallParams = Type.Object(
+  {
+    root_uuid: Nullable(Type.String()),
+    efi_system_part_uuid: Nullable(Type.String()),
+    prep_boot_part_uuid: Nullable(Type.String()),
+    target_boot_mode: Type.Optional(Type.Union([Type.Literal('uefi'), Type.Literal('bios'), Type.Null()])),
+    ignore_bootloader_failure: Type.Optional(Type.Boolean()),
+  },
+  { additionalProperties: true },
+);
+
+export function imageCommands(deps: ImageDeps): Record<string, CommandSpec> {
+  return {
+    install_bootloader: {
+      async: true,
+      params: InstallParams,
+      failureClass: BootloaderInstallError,
+      async run(params) {
+        const device = deps.deployState.rootDevice ?? (await deps.rootDevice()).name;
+        return installBootloader(
+          {
+            device,
+            rootUuid: params.root_uuid,
+            efiSystemPartUuid: params.efi_system_part_uuid,
+            prepBootPartUuid: params.prep_boot_part_uuid,
+            targetBootMode: params.target_boot_mode,
+            customKernelParams: deps.deployState.kernelParams,
+          },
+          deps.guard,
+        );
+      },
+    },
+  };
+}

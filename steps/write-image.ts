@@ -1,0 +1,139 @@
+import { Type } from '@sinclair/typebox';
+import * as agentErrors from '../src/commands/errors.ts';
+import * as io from '../src/io/index.ts';
+import { writeConfigDrive } from '../src/system/configdrive.ts';
+import { createPartitionImageLayout, deviceSize, getPartitionUuids, withPartitionDevice } from '../src/system/partitions/index.ts';
+import type { StepContext, StepDescriptor } from './types.ts';
+
+// Ironic's `direct` deploy: its own write_image step (priority 80) switches
+// into this in-band step with the image_info it built (agent.py write_image).
+
+const ImageInfo = Type.Object(
+  {
+    urls: Type.Array(Type.String({ minLength: 1 }), { minItems: 1 }),
+    id: Type.Optional(Type.String()),
+    disk_format: Type.Optional(Type.Union([Type.String(), Type.Null()])),
+    container_format: Type.Optional(Type.Union([Type.String(), Type.Null()])),
+    checksum: Type.Optional(Type.Union([Type.String(), Type.Null()])),
+    os_hash_algo: Type.Optional(Type.Union([Type.String(), Type.Null()])),
+    os_hash_value: Type.Optional(Type.Union([Type.String(), Type.Null()])),
+    image_type: Type.Optional(Type.Union([Type.String(), Type.Null()])),
+  },
+  { additionalProperties: true },
+);
+
+/** Maps the pipeline's failures onto IPA's error classes (the wire `type`). */
+function asAgentError(err: unknown): unknown {
+  if (err instanceof io.ImageChecksumError) return new agentErrors.ImageChecksumError(err.message);
+  if (err instanceof io.ImageDownloadError) return new agentErrors.ImageDownloadError(err.message);
+  if (err instanceof io.ImageFormatError) return new agentErrors.InvalidImageError(err.message);
+  if (err instanceof io.ImageTooLargeError) return new agentErrors.InvalidImageError(err.message);
+  if (err instanceof io.ImageError) return new agentErrors.ImageWriteError(err.message);
+  return err;
+}
+
+const MiB = 1024 * 1024;
+
+function progressReporter(ctx: StepContext) {
+  return (p: io.Progress & { phase: 'download' | 'convert' }) => {
+    const done = `${Math.round(p.bytesWritten / MiB)} MiB`;
+    const total = p.totalBytes ? ` of ${Math.round(p.totalBytes / MiB)} MiB` : '';
+    const rate = p.bytesPerSec ? ` at ${Math.round(p.bytesPerSec / MiB)} MiB/s` : '';
+    ctx.progress(`write_image: ${p.phase === 'convert' ? 'converting' : 'writing'} ${done}${total}${rate}`);
+  };
+}
+
+function pipelineRequest(ctx: StepContext, info: Record<string, any>, device: string, size: number): io.WriteImageRequest {
+  const cfg = ctx.lookupConfig;
+  return {
+    urls: info.urls,
+    checksum: io.checksumFromImageInfo(info),
+    diskFormat: info.disk_format ?? undefined,
+    device,
+    deviceSize: size,
+    permittedFormats: Array.isArray(cfg.permitted_image_formats) ? cfg.permitted_image_formats : undefined,
+    deepInspection: !cfg.disable_deep_image_inspection,
+    proxies: info.proxies,
+    noProxy: info.no_proxy,
+    basicAuth: info.image_server_auth_strategy === 'http_basic' && info.image_server_user
+      ? { username: String(info.image_server_user), password: String(info.image_server_password ?? '') }
+      : undefined,
+    insecure: info.image_download_verify_ssl === false,
+    retries: ctx.options.imageDownloadRetries,
+    retryIntervalSec: ctx.options.imageDownloadRetryIntervalSec,
+    timeoutSec: ctx.options.imageDownloadTimeoutSec,
+    onProgress: progressReporter(ctx),
+    signal: ctx.signal,
+  };
+}
+
+async function writeWholeDisk(ctx: StepContext, info: Record<string, any>, device: string, configdrive: string | undefined) {
+  const result = await io.writeImage({ ...pipelineRequest(ctx, info, device, await deviceSize(device)), guard: ctx.guard });
+  let configDrive;
+  if (configdrive) {
+    ctx.progress('write_image: writing the config drive');
+    configDrive = (await writeConfigDrive(device, configdrive, ctx.guard)).partition;
+  }
+  ctx.deployState.partitionUuids = { ...(await getPartitionUuids(device, { type: 'whole-disk' })) };
+  return { image: result, configdrive_partition: configDrive ?? null };
+}
+
+async function writePartitionImage(ctx: StepContext, info: Record<string, any>, device: string, configdrive: string | undefined) {
+  const num = (v: unknown) => (v === undefined || v === null || v === '' ? undefined : Number(v));
+  const layout = await createPartitionImageLayout(
+    device,
+    {
+      bootMode: info.deploy_boot_mode === 'uefi' ? 'uefi' : 'bios',
+      diskLabel: info.disk_label ?? null,
+      rootMb: num(info.root_mb) ?? (num(info.root_gb) !== undefined ? num(info.root_gb)! * 1024 : undefined),
+      swapMb: num(info.swap_mb),
+      ephemeralMb: num(info.ephemeral_mb),
+      ephemeralFormat: info.ephemeral_format ?? null,
+      preserveEphemeral: info.preserve_ephemeral === true || info.preserve_ephemeral === 'true',
+      configdrive: configdrive ?? null,
+      cpuArch: ctx.node.properties?.cpu_arch,
+    },
+    ctx.guard,
+  );
+  // The root partition is a range of the disk the guard already allowed.
+  const root = { number: layout.root.number, start: layout.root.offset, size: layout.root.size };
+  const result = await withPartitionDevice(device, root, (part) =>
+    io.writeImage(pipelineRequest(ctx, info, part, layout.root.size)),
+  );
+  ctx.deployState.partitionUuids = { ...(await getPartitionUuids(device, { type: 'partition', layout, cpuArch: ctx.node.properties?.cpu_arch })) };
+  return { image: result, layout };
+}
+
+export const step: StepDescriptor = {
+  name: 'write_image',
+  interface: 'deploy',
+  priority: { deploy: 0 },
+  abortable: false,
+  rebootRequested: false,
+  description:
+    'Streams the image onto the root device (raw, compressed raw, qcow2; whole disk or partition image), verifies its checksum in the same pass, then writes the config drive.',
+  argsinfo: {
+    image_info: { description: 'Image to write (sent by Ironic\'s write_image step)', required: true, schema: ImageInfo },
+    configdrive: { description: 'Config drive: gzip+base64 image or URL', required: false, schema: Type.Union([Type.String(), Type.Null()]) },
+  },
+  async run(ctx, args) {
+    const info = args.image_info as Record<string, any>;
+    const configdrive = (args.configdrive ?? info.configdrive ?? undefined) as string | undefined;
+    const root = await ctx.rootDevice();
+    ctx.guard.assertWritable(root.name);
+    const partition = info.image_type === 'partition';
+    ctx.progress(`write_image: ${partition ? 'partition' : 'whole disk'} image to ${root.name}`);
+    try {
+      const out = partition
+        ? await writePartitionImage(ctx, info, root.name, configdrive || undefined)
+        : await writeWholeDisk(ctx, info, root.name, configdrive || undefined);
+      ctx.deployState.rootDevice = root.name;
+      ctx.deployState.isWholeDisk = !partition;
+      const r = out.image;
+      ctx.progress(`write_image: done, ${Math.round(r.bytesWritten / MiB)} MiB in ${(r.durationMs / 1000).toFixed(1)} s, ${r.checksum.algo} ${r.checksumVerified ? 'verified' : 'computed'}`);
+      return { device: root.name, ...out, partition_uuids: ctx.deployState.partitionUuids };
+    } catch (err) {
+      throw asAgentError(err);
+    }
+  },
+};

@@ -1,0 +1,31 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { createReadStream, writeFileSync } from 'node:fs';
+import { execa } from 'execa';
+
+// Disk images for deploy tests: an MBR disk with one partition full of
+// random bytes (so a wrong byte anywhere shows), and its qcow2 and
+// compressed forms.
+
+export async function makeRawImage(path: string, sizeMiB: number): Promise<void> {
+  const data = randomBytes(sizeMiB * 1024 * 1024);
+  data.fill(0, 0, 512);
+  writeFileSync(path, data);
+  await execa('sfdisk', ['--quiet', path], { input: 'label: dos\nstart=2048, type=83\n' });
+}
+
+export async function sha256File(path: string): Promise<string> {
+  const h = createHash('sha256');
+  for await (const chunk of createReadStream(path)) h.update(chunk as Buffer);
+  return h.digest('hex');
+}
+
+export async function toQcow2(raw: string, out: string): Promise<void> {
+  await execa('qemu-img', ['convert', '-f', 'raw', '-O', 'qcow2', raw, out]);
+}
+
+export async function compress(raw: string, kind: 'gzip' | 'zstd' | 'xz'): Promise<string> {
+  const out = `${raw}.${kind === 'gzip' ? 'gz' : kind === 'zstd' ? 'zst' : 'xz'}`;
+  const args = kind === 'zstd' ? ['-q', '-f', '-k', '-o', out, raw] : ['-k', '-f', raw];
+  await execa(kind, args);
+  return out;
+}
