@@ -8,5 +8,8 @@ export default defineConfig({
     testTimeout: 30_000,
     hookTimeout: 120_000,
     reporters: ['default'],
+    // The agent's own log is for operators; tests read results, not log lines
+    // (child agent processes set their own level).
+    env: { METAL_AGENT_LOG_LEVEL: 'silent' },
   },
 });

@@ -1,5 +1,6 @@
 import type { AgentConfig } from './config.ts';
 import { listBlockDevices } from './hardware/block-devices.ts';
+import { onPath } from './hardware/sysfs.ts';
 import { rootDeviceHintsOf, selectRootDevice } from './hardware/root-device-hints.ts';
 import type { BlockDevice } from './hardware/types.ts';
 import type { Guard } from './system/safety.ts';
@@ -24,7 +25,7 @@ export class HardwareView {
 
   async facts(): Promise<HardwareFacts> {
     const inv = (await this.inventory().catch(() => undefined)) as { system_vendor?: { manufacturer?: string } } | undefined;
-    return { vendor: inv?.system_vendor?.manufacturer ?? '', disks: await this.disks() };
+    return { vendor: inv?.system_vendor?.manufacturer ?? '', disks: await this.disks(), hasTool: (t) => onPath(t) };
   }
 
   async inventory(): Promise<unknown> {

@@ -26,6 +26,7 @@ export function applies(step: StepDescriptor, facts: HardwareFacts): boolean {
   if (!f) return true;
   if (f.vendor && !f.vendor.some((v) => facts.vendor.toLowerCase().includes(v.toLowerCase()))) return false;
   if (f.diskTransports && !facts.disks.some((d) => d.tran && f.diskTransports!.includes(d.tran))) return false;
+  if (f.tools && !f.tools.every((t) => facts.hasTool(t))) return false;
   return true;
 }
 
@@ -105,6 +106,7 @@ export function stepMatrixMarkdown(registry: StepRegistry): string {
       ? [
           s.appliesTo.vendor ? `vendor: ${s.appliesTo.vendor.join(', ')}` : '',
           s.appliesTo.diskTransports ? `disks: ${s.appliesTo.diskTransports.join(', ')}` : '',
+          s.appliesTo.tools ? `needs ${s.appliesTo.tools.join(', ')}` : '',
           s.appliesTo.note ?? '',
         ]
           .filter(Boolean)

@@ -23,6 +23,8 @@ export interface HardwareFilter {
   vendor?: string[];
   /** At least one disk of these transports must be present (nvme, sata, sas, virtio, ...). */
   diskTransports?: string[];
+  /** Programs the step needs; it is not offered where one is missing (burn-in tools are optional in the ramdisk). */
+  tools?: string[];
   /** A free-text note shown in docs/steps.md. */
   note?: string;
 }
@@ -30,6 +32,7 @@ export interface HardwareFilter {
 export interface HardwareFacts {
   vendor: string;
   disks: BlockDevice[];
+  hasTool(name: string): boolean;
 }
 
 export interface StepContext {

@@ -73,7 +73,6 @@ export function buildApi(deps: ApiDeps, opts: ApiOptions = {}): FastifyInstance 
   const app = Fastify({
     logger: false,
     bodyLimit,
-    ignoreTrailingSlash: false,
     ...(opts.tls ? { https: { cert: opts.tls.cert, key: opts.tls.key } } : {}),
   }) as unknown as FastifyInstance;
 

@@ -1,0 +1,41 @@
+# metal-agent: two commands do everything on a fresh Debian 12 machine (root):
+#   make demo    the main job, end to end (see README)
+#   make test    every test: unit, integration (real Ironic, loop disks), e2e (qemu)
+SHELL := /bin/bash
+VITEST := npx vitest run
+
+.PHONY: all deps typecheck docs test test-unit test-integration e2e bench demo clean
+
+all: binary
+
+include ramdisk-build/build.mk
+
+deps:
+	scripts/install-deps.sh
+
+typecheck: deps
+	npx tsc --noEmit
+
+docs: deps
+	npx tsx scripts/gen-docs.ts
+
+test-unit: deps
+	$(VITEST) test/unit
+
+# Integration tests share loop devices, Ironic instances and namespaces with
+# nothing else, so their files run one after another.
+test-integration: deps
+	$(VITEST) --no-file-parallelism test/integration
+
+e2e: deps ramdisk
+	$(VITEST) --no-file-parallelism test/e2e
+
+test: typecheck test-unit test-integration e2e
+
+bench: deps
+	npx tsx bench/image-write.ts
+	npx tsx bench/erase.ts
+	npx tsx bench/ramdisk.ts
+
+clean:
+	rm -rf build
