@@ -8,6 +8,9 @@ import { withOverrides, type AgentConfig } from './config.ts';
 import { hostForUrl, localAddressTowards, lookupMacs } from './conductor/addresses.ts';
 import { ConductorClient, type LookupResult } from './conductor/client.ts';
 import { ConductorSession } from './conductor/session.ts';
+import { discoverConductor } from './conductor/mdns.ts';
+import { prepareDhcpLessNetwork } from './system/network/bring-up.ts';
+import { namedNetns } from './system/network/guard.ts';
 import { HardwareView } from './hardware-view.ts';
 import { log, setDebug } from './log.ts';
 import { Guard, runningInRamdisk } from './system/safety.ts';
@@ -96,6 +99,9 @@ export class Agent {
   }
 
   async start(): Promise<void> {
+    if (this.config.apiUrl === 'mdns' || /(^|\s)boot_method=vmedia(\s|$)/.test(this.config.cmdlineText)) {
+      await this.prepareNetwork();
+    }
     if (this.config.apiUrl === 'mdns') await this.discover();
     const advertiseHost = await this.advertiseHost();
     const useTls = this.config.listenTls || (this.config.enableAutoTls && !this.config.insecure);
@@ -155,10 +161,23 @@ export class Agent {
     void this.session.heartbeatLoop();
   }
 
+  /** DHCP-less boots: static config from virtual media, SLAAC, and a usable address before discovery. */
+  private async prepareNetwork(): Promise<void> {
+    if (!this.guard.opts.inRamdisk && !namedNetns()) {
+      log.warn('DHCP-less network bring-up skipped: not in a ramdisk or a test namespace (this machine\'s network is left alone)');
+      return;
+    }
+    const ready = await prepareDhcpLessNetwork({
+      cmdline: this.config.cmdlineText,
+      timeoutMs: this.config.lookupTimeout * 1000,
+      interfaces: this.config.networkInterface ? [this.config.networkInterface] : undefined,
+    });
+    this.config = withOverrides(this.config, ready.vmediaParams);
+  }
+
   private async discover(): Promise<void> {
-    const { discoverConductor } = await import('./conductor/mdns.ts');
     const found = await discoverConductor({ timeoutMs: this.config.lookupTimeout * 1000 });
-    log.info({ url: found.url, params: found.params }, 'conductor discovered over mDNS');
+    log.info({ url: found.url, params: found.params, ignored: found.ignoredParams }, 'conductor discovered over mDNS');
     this.config = withOverrides({ ...this.config, apiUrl: found.url }, found.params);
     setDebug(this.config.debug);
   }

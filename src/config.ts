@@ -77,6 +77,10 @@ export type AgentConfig = {
 } & {
   /** Kernel parameters not known to the agent, kept for steps and logs. */
   extraKernelParams: Record<string, string>;
+  /** Every kernel parameter as given (later sources such as mDNS only fill gaps in these). */
+  kernelParams: Record<string, string>;
+  /** The kernel command line text (virtual media lookup reads boot_method from it). */
+  cmdlineText: string;
 };
 
 const camel = (s: string) => s.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
@@ -211,18 +215,25 @@ export function loadConfig(opts: LoadOptions = {}): AgentConfig {
   const extra: Record<string, string> = {};
   for (const [k, v] of Object.entries(kernel)) if (!known.has(k) && k.startsWith('ipa-')) extra[k] = v;
   cfg.extraKernelParams = extra;
+  cfg.kernelParams = kernel;
+  cfg.cmdlineText = cmdlineText;
   const result = cfg as AgentConfig;
   validate(result);
   return result;
 }
 
-/** Applies harmless parameters discovered later (mDNS TXT properties). */
+/**
+ * Applies parameters learnt after start (mDNS TXT properties, virtual media's
+ * parameters.txt), given in kernel form (`ipa-debug`). They only fill gaps:
+ * what the kernel command line says wins.
+ */
 export function withOverrides(cfg: AgentConfig, params: Record<string, string>): AgentConfig {
   const next = { ...cfg };
-  for (const [name, raw] of Object.entries(params)) {
-    const spec = (PARAMS as readonly ParamSpec[]).find((p) => p.name === name);
+  for (const [kname, raw] of Object.entries(params)) {
+    if (cfg.kernelParams[kname] !== undefined) continue;
+    const spec = (PARAMS as readonly ParamSpec[]).find((p) => (p.kernelName ?? `ipa-${p.name}`) === kname);
     if (!spec || spec.localOnly) continue;
-    (next as Record<string, unknown>)[camel(name)] = convert(spec, raw, 'mDNS');
+    (next as Record<string, unknown>)[camel(spec.name)] = convert(spec, raw, 'discovered');
   }
   return next;
 }

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
-import { Agent, request } from 'undici';
+import { Agent, request, type Dispatcher } from 'undici';
+import { conductorTarget } from './discovery-http.ts';
 import { log } from '../log.ts';
 
 // The Ironic side of the conversation: lookup and heartbeat (Ironic's
@@ -41,19 +42,23 @@ export interface ConductorClientOptions {
 }
 
 export class ConductorClient {
-  private readonly dispatcher: Agent;
+  private readonly dispatcher: Dispatcher;
   private readonly base: string;
 
   constructor(private readonly opts: ConductorClientOptions) {
-    this.base = opts.apiUrl.replace(/\/+$/, '');
-    this.dispatcher = new Agent({
+    const agentOptions: Agent.Options = {
       connect: {
         rejectUnauthorized: !opts.insecure,
         ...(opts.cafile ? { ca: readFileSync(opts.cafile, 'utf8') } : {}),
       },
       headersTimeout: opts.timeoutMs ?? 30_000,
       bodyTimeout: opts.timeoutMs ?? 30_000,
-    });
+    };
+    // A link-local conductor (fe80::1%eth0) needs the zone at connect time,
+    // which URLs cannot carry through undici.
+    const target = conductorTarget(opts.apiUrl, agentOptions);
+    this.base = target.url.replace(/\/+$/, '');
+    this.dispatcher = target.dispatcher ?? new Agent(agentOptions);
   }
 
   get apiUrl(): string {

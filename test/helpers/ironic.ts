@@ -30,8 +30,10 @@ export interface IronicOptions {
   extraConf?: string;
   /** Root of a Debian 13 tree with Ironic 29.0 (lab/ironic/install-2025.sh). */
   chroot?: string;
-  /** Run start.sh inside this network namespace. */
+  /** Run start.sh (and every CLI call) inside this network namespace. */
   netns?: string;
+  port?: number;
+  mdns?: boolean;
 }
 
 export interface Ironic {
@@ -53,12 +55,13 @@ export interface Ironic {
 export async function startIronic(opts: IronicOptions = {}): Promise<Ironic> {
   const stateDir = mkdtempSync(join(tmpdir(), 'metal-agent-ironic-'));
   const host = opts.hostIp ?? '127.0.0.1';
-  const port = await freePort(host.includes(':') ? '::1' : '127.0.0.1');
+  const port = opts.port ?? (await freePort(host.includes(':') ? '::1' : '127.0.0.1'));
   const env: Record<string, string> = {
     IRONIC_HOST_IP: host,
     IRONIC_FAST_TRACK: String(opts.fastTrack ?? false),
     IRONIC_HEARTBEAT_TIMEOUT: String(opts.heartbeatTimeoutSec ?? 10),
     IRONIC_BOOT_MODE: opts.bootMode ?? 'bios',
+    IRONIC_MDNS: String(opts.mdns ?? false),
   };
   if (opts.chroot) env.IRONIC_CHROOT = opts.chroot;
   if (opts.extraConf) {
@@ -72,8 +75,10 @@ export async function startIronic(opts: IronicOptions = {}): Promise<Ironic> {
   const url = `http://${urlHost}:${port}`;
   const cliEnv = { OS_ENDPOINT: url, OS_AUTH_TYPE: 'none', OS_BAREMETAL_API_VERSION: '1.78' };
 
+  // Inside a namespace the API is only reachable from there.
+  const inNs = (cmd: string, args: string[]): [string, string[]] => (opts.netns ? ['ip', ['netns', 'exec', opts.netns, cmd, ...args]] : [cmd, args]);
   const baremetal = async (args: string[]) => {
-    const r = await execa('baremetal', args, { env: cliEnv, reject: false });
+    const r = await execa(...inNs('baremetal', args), { env: cliEnv, reject: false });
     if (r.exitCode !== 0) throw new Error(`baremetal ${args.join(' ')} failed: ${r.stderr || r.stdout}`);
     return r.stdout;
   };
@@ -81,6 +86,10 @@ export async function startIronic(opts: IronicOptions = {}): Promise<Ironic> {
   // The REST API directly: the CLI takes a second per call, too slow to watch
   // short-lived fields such as agent_url during a fast cleaning.
   const node = async (uuid: string) => {
+    if (opts.netns) {
+      const r = await execa(...inNs('curl', ['-fsS', '-H', 'X-OpenStack-Ironic-API-Version: 1.78', `${url}/v1/nodes/${uuid}`]));
+      return JSON.parse(r.stdout) as Record<string, any>;
+    }
     const res = await fetch(`${url}/v1/nodes/${uuid}`, { headers: { 'X-OpenStack-Ironic-API-Version': '1.78' } });
     if (!res.ok) throw new Error(`GET node ${uuid}: ${res.status} ${await res.text()}`);
     return (await res.json()) as Record<string, any>;
@@ -105,7 +114,7 @@ export async function startIronic(opts: IronicOptions = {}): Promise<Ironic> {
       );
     },
     async enroll(mac, o = {}) {
-      const r = await execa(join(LAB, 'enroll.sh'), [url, mac, o.name ?? `node-${mac.replace(/:/g, '')}`], {
+      const r = await execa(...inNs(join(LAB, 'enroll.sh'), [url, mac, o.name ?? `node-${mac.replace(/:/g, '')}`]), {
         env: { ...cliEnv, ROOT_DEVICE: o.rootDevice ? JSON.stringify(o.rootDevice) : '', PROVIDE: 'false' },
       });
       const uuid = r.stdout.trim().split('\n').pop()!;
