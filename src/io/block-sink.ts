@@ -28,6 +28,8 @@ export interface BlockSinkOptions {
   inFlight?: number;
   /** Create/truncate a regular file instead of opening an existing device. */
   createFile?: boolean;
+  /** Use O_DIRECT on block devices when possible (default true). */
+  direct?: boolean;
   /** Sees the first `headBytes` (or the whole stream if shorter) before anything is written; throw to refuse. */
   beforeFirstWrite?: (head: Buffer) => void;
   headBytes?: number;
@@ -39,12 +41,33 @@ export interface BlockSinkOptions {
 
 const MiB = 1024 * 1024;
 
+/** Unit for O_DIRECT sizes and offsets: a multiple of every logical block size in use. */
+const DIRECT_UNIT = 4096;
+
+/**
+ * Buffers usable with O_DIRECT. Node cannot ask for aligned memory, so we
+ * over-allocate and find, with O_DIRECT reads of the device's first block
+ * (harmless), the offset at which the kernel accepts the buffer.
+ */
+async function alignedBuffer(probe: FileHandle, size: number): Promise<Buffer | undefined> {
+  const raw = Buffer.allocUnsafeSlow(size + DIRECT_UNIT);
+  for (let k = 0; k < DIRECT_UNIT; k += 8) {
+    try {
+      await probe.read(raw, k, DIRECT_UNIT, 0);
+      return raw.subarray(k, k + size);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EINVAL') return undefined;
+    }
+  }
+  return undefined;
+}
+
 export class BlockSink {
   private readonly writeBytes: number;
   private readonly maxInFlight: number;
   private readonly free: Buffer[] = [];
   private readonly inflight: Promise<void>[] = [];
-  private current: Buffer;
+  private current!: Buffer;
   private fill = 0;
   /** Bytes accepted (buffered or written). */
   private accepted = 0;
@@ -56,28 +79,75 @@ export class BlockSink {
   private failure?: unknown;
   /** True once any write was issued to the target. */
   touched = false;
+  /** Buffered descriptor for an O_DIRECT sink's unaligned last bytes. */
+  private tail?: FileHandle;
 
-  private constructor(private readonly fh: FileHandle, private readonly opts: BlockSinkOptions) {
+  private constructor(
+    private readonly fh: FileHandle,
+    private readonly opts: BlockSinkOptions,
+    /** Set when `fh` is O_DIRECT: reads for buffer alignment. */
+    private readonly probe?: FileHandle,
+  ) {
     this.writeBytes = opts.writeBytes ?? 8 * MiB;
     this.maxInFlight = Math.max(1, opts.inFlight ?? 2);
-    this.current = Buffer.allocUnsafeSlow(this.writeBytes);
     this.headChecked = !opts.beforeFirstWrite;
     if ((opts.headBytes ?? 0) > this.writeBytes) throw new Error('headBytes must not exceed writeBytes');
+    if (probe && (this.writeBytes % DIRECT_UNIT || (opts.offset ?? 0) % DIRECT_UNIT)) {
+      throw new Error('direct I/O needs writeBytes and offset aligned to 4 KiB');
+    }
+  }
+
+  /** Whether writes bypass the page cache (O_DIRECT). */
+  get direct(): boolean {
+    return this.probe !== undefined;
+  }
+
+  private async newBuffer(): Promise<Buffer> {
+    if (this.probe) {
+      const b = await alignedBuffer(this.probe, this.writeBytes);
+      if (b) return b;
+      throw new ImageWriteError(`no O_DIRECT-aligned buffer for ${this.opts.path}`);
+    }
+    return Buffer.allocUnsafeSlow(this.writeBytes);
   }
 
   static async open(opts: BlockSinkOptions): Promise<BlockSink> {
     let fh: FileHandle;
+    const blockDevice = !opts.createFile && (await isBlockDevice(opts.path));
+    const aligned = (opts.offset ?? 0) % DIRECT_UNIT === 0 && (opts.writeBytes ?? 8 * MiB) % DIRECT_UNIT === 0;
+    // O_EXCL on a block device (without O_CREAT) is the kernel's "nobody has
+    // it mounted or claimed" check: a mounted disk fails with EBUSY.
+    const flags = opts.createFile
+      ? constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC
+      : constants.O_WRONLY | (blockDevice ? constants.O_EXCL : 0);
+    if (blockDevice && aligned && opts.direct !== false) {
+      // O_DIRECT skips a copy through the page cache and the flush of a huge
+      // dirty cache at the end: less CPU, steadier progress. Fall back to
+      // buffered writes if the device or the memory alignment does not allow it.
+      try {
+        const direct = await open(opts.path, flags | constants.O_DIRECT);
+        const probe = await open(opts.path, constants.O_RDONLY | constants.O_DIRECT);
+        const sink = new BlockSink(direct, opts, probe);
+        const first = await alignedBuffer(probe, sink.writeBytes);
+        if (first) {
+          sink.current = first;
+          return sink;
+        }
+        await Promise.all([direct.close(), probe.close()]);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'EBUSY') {
+          throw new ImageWriteError(`cannot open ${opts.path} for writing: it is in use (mounted?)`, { cause: err });
+        }
+      }
+    }
     try {
-      // O_EXCL on a block device (without O_CREAT) is the kernel's "nobody has
-      // it mounted or claimed" check: a mounted disk fails with EBUSY.
-      const flags = opts.createFile
-        ? constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC
-        : constants.O_WRONLY | (await isBlockDevice(opts.path) ? constants.O_EXCL : 0);
       fh = await open(opts.path, flags, 0o600);
     } catch (err) {
       throw new ImageWriteError(`cannot open ${opts.path} for writing: ${(err as Error).message}`, { cause: err });
     }
-    return new BlockSink(fh, opts);
+    const sink = new BlockSink(fh, opts);
+    sink.current = await sink.newBuffer();
+    return sink;
   }
 
   get bytesAccepted(): number {
@@ -122,9 +192,22 @@ export class BlockSink {
     const buf = this.current;
     const len = this.fill;
     const position = (this.opts.offset ?? 0) + this.submitted;
+    if (this.probe && len % DIRECT_UNIT !== 0) {
+      // Only the last write can be short; O_DIRECT wants whole blocks, so the
+      // odd tail goes through a buffered descriptor (flushed in finish()).
+      const whole = len - (len % DIRECT_UNIT);
+      if (whole > 0) await this.writeFully(this.fh, buf, 0, whole, position);
+      this.tail = await open(this.opts.path, constants.O_WRONLY);
+      await this.writeFully(this.tail, buf, whole, len - whole, position + whole);
+      this.submitted += len;
+      this.written += len;
+      this.touched = true;
+      this.fill = 0;
+      return;
+    }
     this.submitted += len;
     this.touched = true;
-    const p = this.writeFully(buf, len, position).then(
+    const p = this.writeFully(this.fh, buf, 0, len, position).then(
       () => {
         this.written += len;
         this.free.push(buf);
@@ -137,14 +220,14 @@ export class BlockSink {
     this.inflight.push(p);
     if (this.inflight.length >= this.maxInFlight) await this.inflight.shift();
     if (this.failure) throw this.failure;
-    this.current = this.free.pop() ?? Buffer.allocUnsafeSlow(this.writeBytes);
+    this.current = this.free.pop() ?? (await this.newBuffer());
     this.fill = 0;
   }
 
-  private async writeFully(buf: Buffer, len: number, position: number): Promise<void> {
+  private async writeFully(fh: FileHandle, buf: Buffer, from: number, len: number, position: number): Promise<void> {
     let done = 0;
     while (done < len) {
-      const { bytesWritten } = await this.fh.write(buf, done, len - done, position + done);
+      const { bytesWritten } = await fh.write(buf, from + done, len - done, position + done);
       if (bytesWritten === 0) throw new Error('device accepted no bytes (end of device?)');
       done += bytesWritten;
     }
@@ -165,11 +248,13 @@ export class BlockSink {
     await Promise.all(this.inflight.splice(0));
     if (this.failure) throw this.failure;
     try {
+      // Even O_DIRECT data may sit in the drive's volatile cache: flush both descriptors.
+      await this.tail?.datasync();
       await this.fh.datasync();
     } catch (err) {
       throw new ImageWriteError(`flushing ${this.opts.path} failed: ${(err as Error).message}`, { cause: err });
     } finally {
-      await this.fh.close();
+      await this.closeAll();
     }
     this.maybeProgress(true);
     return this.written;
@@ -178,7 +263,11 @@ export class BlockSink {
   /** Stop: wait for writes in flight (so nothing lands later), close without flushing. */
   async abort(): Promise<void> {
     await Promise.allSettled(this.inflight.splice(0));
-    await this.fh.close().catch(() => undefined);
+    await this.closeAll();
+  }
+
+  private async closeAll(): Promise<void> {
+    await Promise.allSettled([this.fh.close(), this.probe?.close(), this.tail?.close()]);
   }
 }
 

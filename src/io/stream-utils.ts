@@ -5,9 +5,13 @@ import { Readable, pipeline, type Duplex } from 'node:stream';
 // the next stage asks for it.
 
 /** Counts bytes as they pass, feeding each chunk to `see` (the hash) first. */
-export async function* tap(source: AsyncIterable<Buffer>, see: (chunk: Buffer) => void): AsyncGenerator<Buffer> {
+export async function* tap(
+  source: AsyncIterable<Buffer>,
+  see: (chunk: Buffer) => void | Promise<void>,
+): AsyncGenerator<Buffer> {
   for await (const chunk of source) {
-    see(chunk);
+    const pending = see(chunk);
+    if (pending) await pending;
     yield chunk;
   }
 }

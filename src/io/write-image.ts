@@ -7,7 +7,6 @@ import type { Guard } from '../system/safety.ts';
 import { BlockSink, wipeEnds, type Progress } from './block-sink.ts';
 import {
   algoByLength,
-  ImageHasher,
   isChecksumUrl,
   pickChecksumLine,
   type ExpectedChecksum,
@@ -27,6 +26,7 @@ import {
 } from './format-detect.ts';
 import { checkStaged, convertOnto, stagedSpec, type StagedImage } from './qemu-convert.ts';
 import { fetchToBuffer, openImageSource, type ImageSource, type SourceOptions } from './source.ts';
+import { ParallelHasher } from './parallel-hasher.ts';
 import { peek, tap, through } from './stream-utils.ts';
 
 // write_image's data path: one pass over the bytes as served — hash, inspect,
@@ -117,7 +117,7 @@ export async function writeImage(req: WriteImageRequest): Promise<WriteImageResu
   const opts = sourceOptions(req);
   const expected = await resolveChecksum(req.checksum, req.urls[0] ?? '', opts);
   if (!expected) log.warn({ urls: req.urls }, 'no image checksum given: computing sha256 without verifying');
-  const hasher = new ImageHasher(expected?.algo ?? 'sha256');
+  const hasher = new ParallelHasher(expected?.algo ?? 'sha256');
 
   const src = await openImageSource(req.urls, opts);
   let served = 0;
@@ -125,7 +125,7 @@ export async function writeImage(req: WriteImageRequest): Promise<WriteImageResu
   try {
     const hashed = tap(src.chunks, (c) => {
       served += c.length;
-      hasher.update(c);
+      return hasher.update(c);
     });
     const outer = await peek(hashed, INSPECT_BYTES);
     if (outer.head.length === 0) throw new ImageFormatError('image is empty');
@@ -159,7 +159,7 @@ export async function writeImage(req: WriteImageRequest): Promise<WriteImageResu
       imageSize: served,
       detectedFormat: format,
       compression,
-      checksum: { algo: hasher.algo, value: hasher.hex() },
+      checksum: { algo: hasher.algo, value: await hasher.hex() },
       checksumVerified: expected !== undefined,
       durationMs: Date.now() - started,
     };
@@ -168,6 +168,7 @@ export async function writeImage(req: WriteImageRequest): Promise<WriteImageResu
     if (err instanceof ImageError) err.diskTouched = job.touchedDeployArea;
     throw err;
   } finally {
+    hasher.close();
     await src.close();
   }
 }
@@ -183,7 +184,7 @@ class Job {
   constructor(
     private readonly req: WriteImageRequest,
     private readonly src: ImageSource,
-    private readonly hasher: ImageHasher,
+    private readonly hasher: ParallelHasher,
     private readonly expected: string | undefined,
   ) {}
 
@@ -217,7 +218,7 @@ class Job {
     this.sinkIsDeployArea = true;
     await this.drain(stream, sink);
     this.touchedDeployArea = sink.touched;
-    this.hasher.verify(this.expected);
+    await this.hasher.verify(this.expected);
     const n = await sink.finish();
     this.sink = undefined;
     return n;
@@ -265,7 +266,7 @@ class Job {
     this.sink = sink;
     this.sinkIsDeployArea = false;
     await this.drain(stream, sink);
-    this.hasher.verify(this.expected);
+    await this.hasher.verify(this.expected);
     staged.length = await sink.finish();
     this.sink = undefined;
 

@@ -1,4 +1,4 @@
-import { createReadStream, statSync } from 'node:fs';
+import { closeSync, createReadStream, openSync, readSync, statSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
@@ -119,7 +119,8 @@ export class ImageServer {
     if (file.body !== undefined) {
       const body = Buffer.from(file.body).subarray(start);
       if (limit !== undefined && limit < body.length) {
-        res.write(body.subarray(0, limit), () => res.socket?.destroy());
+        res.write(body.subarray(0, limit));
+        res.socket?.end();
       } else {
         res.end(body);
       }
@@ -128,18 +129,23 @@ export class ImageServer {
     if (limit === 0) {
       // Headers only, then the connection dies.
       res.flushHeaders();
-      res.socket?.end(() => res.socket?.destroy());
+      res.socket?.end();
       return;
     }
-    const end = limit !== undefined ? Math.min(size, start + limit) - 1 : size - 1;
-    const stream = createReadStream(file.path!, { start, end, highWaterMark: 1024 * 1024 });
     if (limit !== undefined && start + limit < size) {
-      stream.pipe(res, { end: false });
-      // Once the last byte has been handed to the socket, cut the connection mid-body.
-      stream.on('end', () => res.write('', () => res.socket?.destroy()));
-    } else {
-      stream.pipe(res);
+      // Misbehaving responses are test-sized: read the part to send, then
+      // half-close (FIN after the data). destroy() could reset the connection
+      // and make the client's kernel drop bytes it already received.
+      const part = Buffer.alloc(limit);
+      const fd = openSync(file.path!, 'r');
+      readSync(fd, part, 0, limit, start);
+      closeSync(fd);
+      res.write(part);
+      res.socket?.end();
+      return;
     }
+    const stream = createReadStream(file.path!, { start, highWaterMark: 1024 * 1024 });
+    stream.pipe(res);
     stream.on('error', () => res.destroy());
   }
 }

@@ -1,0 +1,169 @@
+// Benchmark: our write_image pipeline against `curl | dd` (raw) and against
+// `curl -o FILE && qemu-img convert` (qcow2), same image, same loop device,
+// alternating, medians of N runs. The agent side runs in a child process so
+// its peak RSS is its own.
+//
+//   npx tsx bench/image-write.ts [--size-mib 2048] [--repeats 3] [--write-mib 8] [--in-flight 2]
+//
+// Root is needed (loop devices). Everything is created under a temp dir and
+// removed at the end; only 127.0.0.1 is used.
+
+import { createHash, randomBytes } from 'node:crypto';
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync, openSync, closeSync, writeSync, ftruncateSync, rmSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const MiB = 1024 * 1024;
+const args = process.argv.slice(2);
+const flag = (name: string, dflt: number) => {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 ? Number(args[i + 1]) : dflt;
+};
+
+interface ChildResult {
+  ms: number;
+  maxRssKiB: number;
+  bytesWritten: number;
+  checksum: string;
+}
+
+/** Child mode: run writeImage once with the request from argv, report time and RSS. */
+async function child(): Promise<void> {
+  const { writeImage } = await import('../src/io/index.ts');
+  const req = JSON.parse(args[args.indexOf('--child') + 1]!);
+  const t0 = performance.now();
+  const res = await writeImage(req);
+  const ms = performance.now() - t0;
+  const out: ChildResult = {
+    ms,
+    maxRssKiB: process.resourceUsage().maxRSS,
+    bytesWritten: res.bytesWritten,
+    checksum: res.checksum.value,
+  };
+  process.stdout.write(`${JSON.stringify(out)}\n`);
+}
+
+function runAgent(req: object): Promise<ChildResult> {
+  const self = fileURLToPath(import.meta.url);
+  return new Promise((resolve, reject) => {
+    const p = spawn(process.execPath, ['--import', 'tsx', self, '--child', JSON.stringify(req)], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+      env: { ...process.env, METAL_AGENT_LOG_LEVEL: 'warn' },
+    });
+    let out = '';
+    p.stdout.on('data', (c) => (out += c));
+    p.on('exit', (code) => (code === 0 ? resolve(JSON.parse(out.trim().split('\n').at(-1)!)) : reject(new Error(`agent child exit ${code}`))));
+  });
+}
+
+/** Async on purpose: the image server lives in this process and must keep serving. */
+function timeShell(cmd: string): Promise<number> {
+  const t0 = performance.now();
+  return new Promise((resolve, reject) => {
+    const p = spawn('sh', ['-c', cmd], { stdio: ['ignore', 'ignore', 'inherit'] });
+    p.on('exit', (code) => (code === 0 ? resolve(performance.now() - t0) : reject(new Error(`'${cmd}' exited ${code}`))));
+  });
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const mbps = (bytes: number, ms: number) => (bytes / MiB / (ms / 1000)).toFixed(0);
+
+/** Random-looking, incompressible data, fast to make: a random pool with every MiB stamped differently. */
+function makeImage(path: string, size: number): string {
+  const pool = randomBytes(64 * MiB);
+  const fd = openSync(path, 'w');
+  const hash = createHash('sha256');
+  const block = Buffer.allocUnsafe(MiB);
+  for (let off = 0; off < size; off += MiB) {
+    const n = Math.min(MiB, size - off);
+    pool.copy(block, 0, off % (64 * MiB), (off % (64 * MiB)) + n);
+    block.writeDoubleLE(off, 0);
+    block.writeDoubleLE(Math.random(), 8);
+    hash.update(block.subarray(0, n));
+    writeSync(fd, block, 0, n);
+  }
+  closeSync(fd);
+  return hash.digest('hex');
+}
+
+async function main(): Promise<void> {
+  if (args.includes('--child')) return child();
+  const sizeMiB = flag('size-mib', 2048);
+  const repeats = flag('repeats', 3);
+  const tuning = { writeBytes: flag('write-mib', 8) * MiB, inFlight: flag('in-flight', 2) };
+  const size = sizeMiB * MiB;
+  const work = mkdtempSync(join(tmpdir(), 'bench-image-write-'));
+  const { ImageServer } = await import('../test/helpers/http-image-server.ts');
+  const server = await new ImageServer().start();
+  let loop: string | undefined;
+  const cleanUp = () => {
+    if (loop) execFileSync('losetup', ['-d', loop]);
+    loop = undefined;
+    rmSync(work, { recursive: true, force: true });
+  };
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(sig, () => {
+      cleanUp();
+      process.exit(130);
+    });
+  }
+  try {
+    console.log(`making a ${sizeMiB} MiB image...`);
+    const rawPath = join(work, 'image.raw');
+    const rawSha = makeImage(rawPath, size);
+    const qcowPath = join(work, 'image.qcow2');
+    execFileSync('qemu-img', ['convert', '-f', 'raw', '-O', 'qcow2', rawPath, qcowPath]);
+    const qcowSha = createHash('sha256').update(readFileSync(qcowPath)).digest('hex');
+    const rawUrl = server.serve('/image.raw', { path: rawPath });
+    const qcowUrl = server.serve('/image.qcow2', { path: qcowPath });
+
+    // Room for the image plus a staged qcow2 beside it.
+    const diskFile = join(work, 'disk.img');
+    const deviceSize = 2 * size + 256 * MiB;
+    const fd = openSync(diskFile, 'w');
+    ftruncateSync(fd, deviceSize);
+    closeSync(fd);
+    loop = execFileSync('losetup', ['-f', '--show', diskFile]).toString().trim();
+    const base = { device: loop, deviceSize, deepInspection: true, retries: 3, retryIntervalSec: 1, timeoutSec: 60, tuning };
+
+    const agentRaw: ChildResult[] = [];
+    const ddRaw: number[] = [];
+    const agentQcow: ChildResult[] = [];
+    const qemuQcow: number[] = [];
+    const staged = join(work, 'dl.qcow2');
+    for (let i = 0; i < repeats; i++) {
+      const a = await runAgent({ ...base, urls: [rawUrl], diskFormat: 'raw', checksum: { algo: 'sha256', value: rawSha } });
+      if (a.checksum !== rawSha || a.bytesWritten !== size) throw new Error('agent raw run wrote the wrong thing');
+      agentRaw.push(a);
+      ddRaw.push(await timeShell(`curl -s ${rawUrl} | dd of=${loop} bs=4M iflag=fullblock conv=fsync status=none`));
+      const q = await runAgent({ ...base, urls: [qcowUrl], diskFormat: 'qcow2', checksum: { algo: 'sha256', value: qcowSha } });
+      agentQcow.push(q);
+      qemuQcow.push(
+        await timeShell(`curl -s -o ${staged} ${qcowUrl} && sha256sum ${staged} >/dev/null && qemu-img convert -n -O raw ${staged} ${loop} && sync ${loop}; rm -f ${staged}`),
+      );
+      console.log(
+        `run ${i + 1}: raw agent ${a.ms.toFixed(0)} ms / curl|dd ${ddRaw.at(-1)!.toFixed(0)} ms; ` +
+          `qcow2 agent ${q.ms.toFixed(0)} ms / curl+sha256sum+qemu-img ${qemuQcow.at(-1)!.toFixed(0)} ms`,
+      );
+    }
+    const aRaw = median(agentRaw.map((r) => r.ms));
+    const dRaw = median(ddRaw);
+    const aQ = median(agentQcow.map((r) => r.ms));
+    const bQ = median(qemuQcow);
+    console.log(`\nimage ${sizeMiB} MiB, writes ${tuning.writeBytes / MiB} MiB x ${tuning.inFlight} in flight, medians of ${repeats}:`);
+    console.log(`raw   agent (sha256 verified, fdatasync): ${aRaw.toFixed(0)} ms = ${mbps(size, aRaw)} MiB/s`);
+    console.log(`raw   curl -s | dd bs=4M conv=fsync:       ${dRaw.toFixed(0)} ms = ${mbps(size, dRaw)} MiB/s`);
+    console.log(`raw   throughput ratio agent/baseline: ${(dRaw / aRaw).toFixed(3)}`);
+    console.log(`qcow2 agent (staged on disk, verified, qemu-img): ${aQ.toFixed(0)} ms`);
+    console.log(`qcow2 curl -o + sha256sum + qemu-img convert + sync: ${bQ.toFixed(0)} ms`);
+    console.log(`qcow2 throughput ratio agent/baseline: ${(bQ / aQ).toFixed(3)}`);
+    console.log(`agent peak RSS: raw ${(Math.max(...agentRaw.map((r) => r.maxRssKiB)) / 1024).toFixed(0)} MiB, qcow2 ${(Math.max(...agentQcow.map((r) => r.maxRssKiB)) / 1024).toFixed(0)} MiB`);
+  } finally {
+    await server.stop();
+    cleanUp();
+  }
+}
+
+await main();
