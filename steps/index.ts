@@ -7,11 +7,16 @@ import { step as eraseDevices } from './erase-devices.ts';
 import { step as eraseDevicesExpress } from './erase-devices-express.ts';
 import { step as eraseDevicesMetadata } from './erase-devices-metadata.ts';
 import { step as erasePstore } from './erase-pstore.ts';
+import { step as verifyRootDevice } from './verify-root-device.ts';
 import { step as writeImage } from './write-image.ts';
+import { step as kexecHandoff } from './kexec-handoff.ts';
+import { step as addKernelParameters } from './add-kernel-parameters.ts';
 
 // Every step the agent offers. Adding a step: one file in steps/, one line here.
 export const ALL_STEPS: readonly StepDescriptor[] = [
   writeImage,
+  addKernelParameters,
+  kexecHandoff,
   eraseDevicesMetadata,
   eraseDevices,
   eraseDevicesExpress,
@@ -20,4 +25,5 @@ export const ALL_STEPS: readonly StepDescriptor[] = [
   burninMemory,
   burninDisk,
   burninNetwork,
+  verifyRootDevice,
 ];

@@ -7,6 +7,8 @@ import { logCommands } from './log.ts';
 import { standbyCommands } from './standby.ts';
 import { imageCommands } from './image.ts';
 import { unsupported } from './unsupported.ts';
+import { systemCommands } from './system.ts';
+import { runImageHandoff } from '../../system/kexec/index.ts';
 
 /** Builds the context a step runs in, from the node Ironic sent with the command. */
 export function stepContext(agent: Agent, node: Record<string, any>, ports: Array<Record<string, any>>, signal: AbortSignal): StepContext {
@@ -53,10 +55,18 @@ export function registerExtensions(engine: CommandEngine, agent: Agent): void {
       guard: agent.guard,
       partitionUuids: () => agent.deployState.partitionUuids,
       beforePowerAction: () => agent.quiesce(),
+      handoff: () =>
+        runImageHandoff({
+          guard: agent.guard,
+          deployState: agent.deployState,
+          rootDevice: async () => (await agent.hardware.rootDevice(agent.lastNode())).name,
+          enabled: agent.options.kexec,
+          quiesce: () => agent.quiesce(),
+        }),
     }),
   );
   engine.register('image', imageCommands({ guard: agent.guard, deployState: agent.deployState, rootDevice: () => agent.hardware.rootDevice(agent.lastNode()) }));
   engine.register('log', logCommands({ inventory: () => agent.hardware.inventory(), commands: () => engine.list() }));
   engine.register('rescue', { finalize_rescue: unsupported('rescue.finalize_rescue', 'rescue mode is not implemented') });
-  engine.register('system', { lockdown: unsupported('system.lockdown', 'lockdown is not implemented') });
+  engine.register('system', systemCommands({ quiesce: () => agent.quiesce() }));
 }

@@ -1,0 +1,135 @@
+import { lstat, readdir, readFile, readlink } from 'node:fs/promises';
+import { join } from 'node:path';
+
+// A read-only look into one deployed filesystem. Symlinks are followed
+// inside that filesystem (an absolute link such as /boot/vmlinuz ->
+// /boot/vmlinuz-6.1.0-18-amd64 means the deployed root's /boot, never the
+// agent's own). find.ts works on this interface only, so the resolution
+// logic runs the same against a mounted partition and an in-memory tree.
+
+export type NodeKind = 'file' | 'dir' | { link: string };
+
+export interface FsView {
+  /** Partition number on the disk (0: a filesystem on the whole device). */
+  number: number;
+  fsType?: string;
+  fsUuid?: string;
+  label?: string;
+  /** GPT partition GUID (lower case). */
+  partUuid?: string;
+  /** What is at `path` without following a final symlink, or null. */
+  lstat(path: string): Promise<NodeKind | null>;
+  /** Size in bytes of a regular file (no symlinks). */
+  size(path: string): Promise<number>;
+  readText(path: string): Promise<string>;
+  list(path: string): Promise<string[]>;
+}
+
+const MAX_LINKS = 40;
+
+/** Resolves symlinks inside the view; returns the final path, or null when something is missing or loops. */
+export async function resolveInView(view: FsView, path: string): Promise<string | null> {
+  let pending = path.split('/').filter(Boolean);
+  const cur: string[] = [];
+  let hops = 0;
+  while (pending.length) {
+    const part = pending.shift()!;
+    if (part === '.') continue;
+    if (part === '..') {
+      cur.pop();
+      continue;
+    }
+    const here = '/' + [...cur, part].join('/');
+    const kind = await view.lstat(here);
+    if (kind === null) return null;
+    if (typeof kind === 'object') {
+      if (++hops > MAX_LINKS) return null;
+      const target = kind.link.split('/').filter(Boolean);
+      if (kind.link.startsWith('/')) cur.length = 0;
+      pending = [...target, ...pending];
+      continue;
+    }
+    if (kind === 'file' && pending.length) return null;
+    cur.push(part);
+  }
+  return '/' + cur.join('/');
+}
+
+/** The regular file a path names (after symlinks), or null. */
+export async function fileInView(view: FsView, path: string): Promise<string | null> {
+  const real = await resolveInView(view, path);
+  if (!real) return null;
+  return (await view.lstat(real)) === 'file' ? real : null;
+}
+
+export async function readIfFile(view: FsView, path: string, maxBytes = 1024 * 1024): Promise<string | null> {
+  const real = await fileInView(view, path);
+  if (!real) return null;
+  if ((await view.size(real)) > maxBytes) return null;
+  return view.readText(real);
+}
+
+/** An FsView over a mounted directory. */
+export function mountedView(dir: string, info: Omit<FsView, 'lstat' | 'size' | 'readText' | 'list'>): FsView & { dir: string } {
+  const abs = (p: string) => join(dir, p);
+  return {
+    ...info,
+    dir,
+    async lstat(path) {
+      try {
+        const st = await lstat(abs(path));
+        if (st.isSymbolicLink()) return { link: await readlink(abs(path)) };
+        if (st.isDirectory()) return 'dir';
+        return st.isFile() ? 'file' : null;
+      } catch {
+        return null;
+      }
+    },
+    async size(path) {
+      return (await lstat(abs(path))).size;
+    },
+    readText: (path) => readFile(abs(path), 'utf8'),
+    async list(path) {
+      const real = await resolveInView(this, path);
+      if (!real) return [];
+      return readdir(abs(real)).catch(() => []);
+    },
+  };
+}
+
+/** An FsView over an in-memory tree (unit tests): path -> content, or {link}. */
+export function memoryView(
+  info: Omit<FsView, 'lstat' | 'size' | 'readText' | 'list'>,
+  tree: Record<string, string | { link: string }>,
+): FsView {
+  const norm = (p: string) => '/' + p.split('/').filter(Boolean).join('/');
+  const entries = new Map(Object.entries(tree).map(([k, v]) => [norm(k), v]));
+  const isDir = (p: string) => p === '/' || [...entries.keys()].some((k) => k.startsWith(p + '/'));
+  return {
+    ...info,
+    async lstat(path) {
+      const p = norm(path);
+      const v = entries.get(p);
+      if (v !== undefined) return typeof v === 'string' ? 'file' : { link: v.link };
+      return isDir(p) ? 'dir' : null;
+    },
+    async size(path) {
+      const v = entries.get(norm(path));
+      if (typeof v !== 'string') throw new Error(`not a file: ${path}`);
+      return Buffer.byteLength(v);
+    },
+    async readText(path) {
+      const v = entries.get(norm(path));
+      if (typeof v !== 'string') throw new Error(`not a file: ${path}`);
+      return v;
+    },
+    async list(path) {
+      const real = await resolveInView(this, path);
+      if (!real) return [];
+      const prefix = real === '/' ? '/' : real + '/';
+      const names = new Set<string>();
+      for (const k of entries.keys()) if (k.startsWith(prefix)) names.add(k.slice(prefix.length).split('/')[0]!);
+      return [...names];
+    },
+  };
+}

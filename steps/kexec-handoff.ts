@@ -1,0 +1,48 @@
+import { Type } from '@sinclair/typebox';
+import { splitParams } from '../src/system/bootloader/kernel-params.ts';
+import { armKexec, prepareKexec } from '../src/system/kexec/index.ts';
+import type { StepDescriptor } from './types.ts';
+
+// Asked for through a deploy template (or `baremetal node deploy --deploy-steps`)
+// with a priority between write_image (80) and tear_down_agent (40), e.g. 50.
+// It finds the deployed OS's kernel, initrd and command line, stages and
+// loads them, and arms the handoff: the deploy's closing standby.run_image
+// (the `agent` power interface ends deploys with it) executes `kexec -e`
+// instead of rebooting. A missing or unloadable kernel fails the step, and
+// with it the deploy, while the agent is still there to say why.
+
+const KernelParams = Type.Union([Type.String(), Type.Array(Type.String()), Type.Null()]);
+
+export function paramsArg(v: unknown): string[] {
+  if (v === undefined || v === null) return [];
+  return Array.isArray(v) ? v.flatMap((p) => splitParams(String(p))) : splitParams(String(v));
+}
+
+export const step: StepDescriptor = {
+  name: 'kexec_handoff',
+  interface: 'deploy',
+  priority: { deploy: 0 },
+  abortable: false,
+  rebootRequested: false,
+  description:
+    'Finds the deployed OS\'s kernel, initrd and command line (grub.cfg default entry, BLS entries, /boot/vmlinuz links), stages and loads them with kexec, and makes the deploy\'s final standby.run_image a kexec into the deployed OS instead of a reboot (dry run outside a ramdisk).',
+  appliesTo: { tools: ['kexec'], note: 'ends the deploy without a reboot only with the agent power interface (run_image)' },
+  argsinfo: {
+    kernel_params: {
+      description: 'Extra kernel parameters for the kexec\'d kernel (string or list), added to the entry\'s command line',
+      required: false,
+      schema: KernelParams,
+    },
+  },
+  async run(ctx, args) {
+    const extra = paramsArg(args.kernel_params);
+    ctx.progress('kexec_handoff: looking for the deployed kernel');
+    const prepared = await prepareKexec(
+      { guard: ctx.guard, deployState: ctx.deployState, rootDevice: async () => (await ctx.rootDevice()).name },
+      extra,
+    );
+    armKexec(ctx.deployState, prepared);
+    ctx.progress(`kexec_handoff: ${prepared.real ? 'loaded' : 'dry run,'} ${prepared.plan.kernel.path}; standby.run_image will hand off`);
+    return { ...prepared.plan, armed: true };
+  },
+};
