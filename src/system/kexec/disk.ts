@@ -152,7 +152,7 @@ export async function stageBootTarget(device: string, opts: FindOptions): Promis
       const kernelPath = join(dir, 'kernel');
       const k = await copyFrom(viewOf(target.kernel), target.kernel, kernelPath, false);
       if (k.size === 0) throw new KexecError(`kernel ${target.kernel.path} on partition ${k.partition} is empty`);
-      const head = Buffer.alloc(4096);
+      const head = Buffer.alloc(64 * 1024); // the bzImage version string sits past 16 KiB
       const fh = await open(kernelPath, 'r');
       const { bytesRead } = await fh.read(head, 0, head.length, 0).finally(() => undefined);
       await fh.close();

@@ -438,7 +438,7 @@ export interface KernelInfo {
   version?: string;
 }
 
-/** Recognises a kernel image kexec can load from its first bytes (at least 1 KiB wanted). */
+/** Recognises a kernel image kexec can load from its first bytes (64 KiB reach the bzImage version string). */
 export function kernelInfo(head: Buffer): KernelInfo | null {
   if (head.length >= 0x210 && head.toString('latin1', 0x202, 0x206) === 'HdrS') {
     let version: string | undefined;

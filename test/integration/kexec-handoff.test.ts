@@ -1,0 +1,143 @@
+import { mkdtempSync, readFileSync, rmSync, existsSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sha256File } from '../helpers/images.ts';
+import { buildDebianDisk } from '../helpers/kexec-image.ts';
+import { createLoopDisk, type LoopDisk } from '../helpers/loop-disk.ts';
+import { Guard } from '../../src/system/safety.ts';
+import { executeHandoff, prepareHandoff } from '../../src/system/kexec/handoff.ts';
+import { KexecError } from '../../src/system/kexec/find.ts';
+
+// The disk side of a kexec handoff against loop disks holding Debian-looking
+// images: the kernel, initrd and command line are found as GRUB would boot
+// them, the dry run reports the exact kexec commands, and neither a dry run
+// nor a failed handoff changes a byte of the disk or leaves anything mounted.
+
+function mountsOf(device: string): string[] {
+  const info = readFileSync('/proc/self/mountinfo', 'utf8');
+  return info.split('\n').filter((l) => l.includes('metal-mnt-') || l.includes(device));
+}
+
+async function loopsOver(file: string): Promise<string> {
+  return (await execa('losetup', ['-j', file])).stdout.trim();
+}
+
+describe('kexec handoff (dry run) on loop disks', () => {
+  const scratch = mkdtempSync(join(tmpdir(), 'metal-agent-kexec-'));
+  let disk: LoopDisk;
+  // Never real: not a ramdisk, power actions not allowed.
+  let guard: Guard;
+
+  beforeAll(async () => {
+    disk = await createLoopDisk(64, 'kexec');
+    guard = new Guard({ inRamdisk: false, allowedDevices: [disk.device], allowPowerActions: false });
+    expect(guard.powerIsReal).toBe(false);
+  });
+
+  afterAll(async () => {
+    await disk?.destroy();
+    rmSync(scratch, { recursive: true, force: true });
+  });
+
+  async function put(o: Parameters<typeof buildDebianDisk>[2]) {
+    const img = join(scratch, 'disk.img');
+    const built = await buildDebianDisk(img, scratch, o);
+    await execa('wipefs', ['-a', '-q', disk.device]);
+    await execa('dd', [`if=${img}`, `of=${disk.device}`, 'bs=1M', 'conv=fsync', 'status=none']);
+    return built;
+  }
+
+  async function unchanged<T>(fn: () => Promise<T>): Promise<T> {
+    const before = await sha256File(disk.device);
+    const loopsBefore = await loopsOver(disk.file);
+    try {
+      return await fn();
+    } finally {
+      expect(await sha256File(disk.device)).toBe(before);
+      expect(mountsOf(disk.device)).toEqual([]);
+      expect(await loopsOver(disk.file)).toBe(loopsBefore);
+    }
+  }
+
+  it('/boot on the root partition: grub.cfg default entry, staged, reported as a dry run with the exact kexec commands', async () => {
+    const d = await put({});
+    const prepared = await unchanged(() => prepareHandoff({ device: disk.device, guard, kernelParams: ['ipa-debug=1', 'quiet'] }));
+    const p = prepared.plan;
+    expect(prepared.real).toBe(false);
+    expect(p.dry_run).toBe(true);
+    expect(p.message).toMatch(/^dry run: would kexec into \/boot\/vmlinuz-/);
+    expect(p.method).toBe('grub');
+    expect(p.source).toBe('/boot/grub/grub.cfg on partition 1');
+    expect(p.entry).toBe('Debian GNU/Linux');
+    expect(p.kernel).toMatchObject({ partition: 1, path: `/boot/vmlinuz-${d.kernel.version}`, format: 'bzImage', sha256: await sha256File(d.kernel.path) });
+    if (d.kernel.real) expect(p.kernel.version).toMatch(new RegExp(`^${d.kernel.version.replace(/[.]/g, '\\.')}`));
+    expect(p.initrd!.parts).toEqual([expect.objectContaining({ path: `/boot/initrd.img-${d.kernel.version}`, size: d.initrd.length })]);
+    expect(p.initrd!.size).toBe(d.initrd.length);
+    expect(p.base_cmdline).toBe(d.cmdline);
+    expect(p.cmdline).toBe(`${d.cmdline} ipa-debug=1`);
+    const [load, sync, exec] = p.commands;
+    expect(load![0]).toBe('kexec');
+    expect(load![1]).toBe('-l');
+    expect(load![2]).toMatch(/\/kexec-[^/]+\/kernel$/);
+    expect(load![3]).toMatch(/^--initrd=.*\/kexec-[^/]+\/initrd$/);
+    expect(load![4]).toBe(`--command-line=${d.cmdline} ipa-debug=1`);
+    expect(sync).toEqual(['sync']);
+    expect(exec).toEqual(['kexec', '-e']);
+    // The staged copies are gone once the plan is made (kexec -l would have copied them into the kernel).
+    expect(existsSync(load![2]!)).toBe(false);
+
+    // Executing a dry run does nothing but report; quiesce is never called.
+    let quiesced = false;
+    const out = await executeHandoff(prepared, { quiesce: async () => { quiesced = true; } });
+    expect(out).toEqual(p);
+    expect(quiesced).toBe(false);
+  }, 120_000);
+
+  it('separate /boot partition (GPT): paths relative to /boot, found through search --fs-uuid', async () => {
+    const d = await put({ separateBoot: true });
+    const { plan } = await unchanged(() => prepareHandoff({ device: disk.device, guard }));
+    expect(plan.method).toBe('grub');
+    expect(plan.source).toBe('/grub/grub.cfg on partition 1');
+    expect(plan.kernel).toMatchObject({ partition: 1, path: `/vmlinuz-${d.kernel.version}` });
+    expect(plan.cmdline).toBe(d.cmdline);
+  }, 120_000);
+
+  it('no grub.cfg, separate /boot: the /boot partition from fstab, newest kernel, root= from fstab, cmdline from /etc/default/grub', async () => {
+    const d = await put({ separateBoot: true, withGrubCfg: false });
+    const { plan } = await unchanged(() => prepareHandoff({ device: disk.device, guard }));
+    expect(plan.method).toBe('symlinks');
+    expect(plan.kernel).toMatchObject({ partition: 1, path: `/vmlinuz-${d.kernel.version}` });
+    expect(plan.initrd!.parts[0]!.path).toBe(`/initrd.img-${d.kernel.version}`);
+    expect(plan.cmdline).toBe(`root=UUID=${d.rootFsUuid} ro console=ttyS0,115200 quiet`);
+  }, 120_000);
+
+  it('no kernel on the disk: KexecError, disk untouched, nothing left mounted or attached', async () => {
+    await put({ withKernel: false });
+    const err = await unchanged(() => prepareHandoff({ device: disk.device, guard }).catch((e: unknown) => e));
+    expect(err).toBeInstanceOf(KexecError);
+    expect((err as Error).message).toMatch(/no kernel found on the deployed disk/);
+    expect((err as Error).message).toMatch(/vmlinuz-.*which is not on partition 1/);
+  }, 120_000);
+
+  it('a "kernel" that is not one: refused before kexec would see it', async () => {
+    await put({ kernelOverride: '#!/bin/sh\necho I am not a kernel\n' });
+    const err = await unchanged(() => prepareHandoff({ device: disk.device, guard }).catch((e: unknown) => e));
+    expect(err).toBeInstanceOf(KexecError);
+    expect((err as Error).message).toMatch(/is not a kernel image kexec can load/);
+  }, 120_000);
+
+  it('an empty disk: a clear error', async () => {
+    await execa('wipefs', ['-a', '-q', disk.device]);
+    await execa('dd', ['if=/dev/zero', `of=${disk.device}`, 'bs=1M', 'count=4', 'conv=fsync', 'status=none']);
+    const err = await unchanged(() => prepareHandoff({ device: disk.device, guard }).catch((e: unknown) => e));
+    expect(err).toBeInstanceOf(KexecError);
+    expect((err as Error).message).toMatch(/no kernel found on the deployed disk .*no Linux or EFI filesystem/);
+  }, 120_000);
+
+  it('leaves no staging directories behind', () => {
+    const left = [tmpdir(), '/run/metal-agent'].filter(existsSync).flatMap((d) => readdirSync(d).filter((n) => n.startsWith('kexec-')));
+    expect(left).toEqual([]);
+  });
+});
