@@ -43,22 +43,46 @@ function progressReporter(ctx: StepContext) {
   };
 }
 
-function pipelineRequest(ctx: StepContext, info: Record<string, any>, device: string, size: number): io.WriteImageRequest {
-  const cfg = ctx.lookupConfig;
+/**
+ * The checksum to verify. Ironic 29.0 sends `agent_md5_checksum_enable` at
+ * lookup ([agent]allow_md5_checksum; 21.4 does not send it, which IPA and we
+ * read as allowed): when false, an md5 checksum is refused before the disk is
+ * touched, also when a checksums file named by URL turns out to hold one.
+ */
+async function expectedChecksum(ctx: StepContext, info: Record<string, any>): Promise<io.ExpectedChecksum | undefined> {
+  const expected = io.checksumFromImageInfo(info);
+  if (!expected || ctx.lookupConfig.agent_md5_checksum_enable !== false) return expected;
+  const resolved = expected.algoFromLength
+    ? await io.resolveChecksum(expected, info.urls[0] ?? '', { ...sourceSettings(info), retries: ctx.options.imageDownloadRetries, retryIntervalSec: ctx.options.imageDownloadRetryIntervalSec, timeoutSec: ctx.options.imageDownloadTimeoutSec, signal: ctx.signal })
+    : expected;
+  if (resolved?.algo === 'md5') {
+    throw new agentErrors.ImageChecksumError('MD5 support is disabled by the conductor (agent_md5_checksum_enable is false): give a sha256 or sha512 checksum (image_os_hash_algo/image_os_hash_value)');
+  }
+  return resolved;
+}
+
+/** Download settings that come with image_info (Ironic 29.0: image server basic auth from [deploy]image_server_*). */
+function sourceSettings(info: Record<string, any>) {
   return {
-    urls: info.urls,
-    checksum: io.checksumFromImageInfo(info),
-    diskFormat: info.disk_format ?? undefined,
-    device,
-    deviceSize: size,
-    permittedFormats: Array.isArray(cfg.permitted_image_formats) ? cfg.permitted_image_formats : undefined,
-    deepInspection: !cfg.disable_deep_image_inspection,
     proxies: info.proxies,
     noProxy: info.no_proxy,
     basicAuth: info.image_server_auth_strategy === 'http_basic' && info.image_server_user
       ? { username: String(info.image_server_user), password: String(info.image_server_password ?? '') }
       : undefined,
-    insecure: info.image_download_verify_ssl === false,
+  };
+}
+
+function pipelineRequest(ctx: StepContext, info: Record<string, any>, device: string, size: number, checksum: io.ExpectedChecksum | undefined): io.WriteImageRequest {
+  const cfg = ctx.lookupConfig;
+  return {
+    urls: info.urls,
+    checksum,
+    diskFormat: info.disk_format ?? undefined,
+    device,
+    deviceSize: size,
+    permittedFormats: Array.isArray(cfg.permitted_image_formats) ? cfg.permitted_image_formats : undefined,
+    deepInspection: !cfg.disable_deep_image_inspection,
+    ...sourceSettings(info),
     retries: ctx.options.imageDownloadRetries,
     retryIntervalSec: ctx.options.imageDownloadRetryIntervalSec,
     timeoutSec: ctx.options.imageDownloadTimeoutSec,
@@ -68,7 +92,8 @@ function pipelineRequest(ctx: StepContext, info: Record<string, any>, device: st
 }
 
 async function writeWholeDisk(ctx: StepContext, info: Record<string, any>, device: string, configdrive: string | undefined) {
-  const result = await io.writeImage({ ...pipelineRequest(ctx, info, device, await deviceSize(device)), guard: ctx.guard });
+  const checksum = await expectedChecksum(ctx, info);
+  const result = await io.writeImage({ ...pipelineRequest(ctx, info, device, await deviceSize(device), checksum), guard: ctx.guard });
   let configDrive;
   if (configdrive) {
     ctx.progress('write_image: writing the config drive');
@@ -79,6 +104,7 @@ async function writeWholeDisk(ctx: StepContext, info: Record<string, any>, devic
 }
 
 async function writePartitionImage(ctx: StepContext, info: Record<string, any>, device: string, configdrive: string | undefined) {
+  const checksum = await expectedChecksum(ctx, info);
   const num = (v: unknown) => (v === undefined || v === null || v === '' ? undefined : Number(v));
   const layout = await createPartitionImageLayout(
     device,
@@ -98,7 +124,7 @@ async function writePartitionImage(ctx: StepContext, info: Record<string, any>, 
   // The root partition is a range of the disk the guard already allowed.
   const root = { number: layout.root.number, start: layout.root.offset, size: layout.root.size };
   const result = await withPartitionDevice(device, root, (part) =>
-    io.writeImage(pipelineRequest(ctx, info, part, layout.root.size)),
+    io.writeImage(pipelineRequest(ctx, info, part, layout.root.size, checksum)),
   );
   ctx.deployState.partitionUuids = { ...(await getPartitionUuids(device, { type: 'partition', layout, cpuArch: ctx.node.properties?.cpu_arch })) };
   return { image: result, layout };

@@ -70,7 +70,7 @@ describe('automated cleaning through a real Ironic', () => {
   }, 320_000);
 
   it('Ironic recorded our version and an https callback, and verified us with the certificate we sent', async () => {
-    expect(seen.version).toMatch(/^9\.4\.0\+metal\./);
+    expect(seen.version).toMatch(/^10\.2\.0\+metal\./);
     expect(seen.agentUrl).toBe(`https://127.0.0.1:${agent.port}`);
     expect(pemBody(seen.verifyCa!)).toBe(await servedCertificate(agent.port));
   });
