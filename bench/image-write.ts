@@ -10,7 +10,7 @@
 
 import { createHash, randomBytes } from 'node:crypto';
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, openSync, closeSync, writeSync, ftruncateSync, rmSync, readFileSync } from 'node:fs';
+import { mkdtempSync, openSync, closeSync, writeSync, ftruncateSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -32,6 +32,11 @@ interface ChildResult {
 /** Child mode: run writeImage once with the request from argv, report time and RSS. */
 async function child(): Promise<void> {
   const { writeImage } = await import('../src/io/index.ts');
+  if (args.includes('--idle')) {
+    // Same process shape with nothing written: the RSS floor of node + tsx + our modules.
+    process.stdout.write(`${JSON.stringify({ ms: 0, maxRssKiB: process.resourceUsage().maxRSS, bytesWritten: 0, checksum: '' })}\n`);
+    return;
+  }
   const req = JSON.parse(args[args.indexOf('--child') + 1]!);
   const t0 = performance.now();
   const res = await writeImage(req);
@@ -45,10 +50,10 @@ async function child(): Promise<void> {
   process.stdout.write(`${JSON.stringify(out)}\n`);
 }
 
-function runAgent(req: object): Promise<ChildResult> {
+function runAgent(req: object, idle = false): Promise<ChildResult> {
   const self = fileURLToPath(import.meta.url);
   return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, ['--import', 'tsx', self, '--child', JSON.stringify(req)], {
+    const p = spawn(process.execPath, ['--import', 'tsx', self, '--child', JSON.stringify(req), ...(idle ? ['--idle'] : [])], {
       stdio: ['ignore', 'pipe', 'inherit'],
       env: { ...process.env, METAL_AGENT_LOG_LEVEL: 'warn' },
     });
@@ -115,7 +120,7 @@ async function main(): Promise<void> {
     const rawSha = makeImage(rawPath, size);
     const qcowPath = join(work, 'image.qcow2');
     execFileSync('qemu-img', ['convert', '-f', 'raw', '-O', 'qcow2', rawPath, qcowPath]);
-    const qcowSha = createHash('sha256').update(readFileSync(qcowPath)).digest('hex');
+    const qcowSha = execFileSync('sha256sum', [qcowPath]).toString().split(' ')[0]!;
     const rawUrl = server.serve('/image.raw', { path: rawPath });
     const qcowUrl = server.serve('/image.qcow2', { path: qcowPath });
 
@@ -126,10 +131,16 @@ async function main(): Promise<void> {
     ftruncateSync(fd, deviceSize);
     closeSync(fd);
     loop = execFileSync('losetup', ['-f', '--show', diskFile]).toString().trim();
+    // Allocate the backing file once, untimed: otherwise whoever writes first
+    // pays for the sparse file's block allocation.
+    console.log('warming up the loop device...');
+    await timeShell(`dd if=/dev/zero of=${loop} bs=4M count=${deviceSize / (4 * MiB)} oflag=direct status=none`);
     const base = { device: loop, deviceSize, deepInspection: true, retries: 3, retryIntervalSec: 1, timeoutSec: 60, tuning };
 
     const agentRaw: ChildResult[] = [];
     const ddRaw: number[] = [];
+    const ddDirect: number[] = [];
+    const ddPlain: number[] = [];
     const agentQcow: ChildResult[] = [];
     const qemuQcow: number[] = [];
     const staged = join(work, 'dl.qcow2');
@@ -138,13 +149,18 @@ async function main(): Promise<void> {
       if (a.checksum !== rawSha || a.bytesWritten !== size) throw new Error('agent raw run wrote the wrong thing');
       agentRaw.push(a);
       ddRaw.push(await timeShell(`curl -s ${rawUrl} | dd of=${loop} bs=4M iflag=fullblock conv=fsync status=none`));
+      ddDirect.push(await timeShell(`curl -s ${rawUrl} | dd of=${loop} bs=4M iflag=fullblock oflag=direct status=none`));
+      // The literal `curl | dd`: ends when the data is in the page cache, not on the disk.
+      ddPlain.push(await timeShell(`curl -s ${rawUrl} | dd of=${loop} bs=4M status=none`));
+      await timeShell(`sync ${loop}`);
       const q = await runAgent({ ...base, urls: [qcowUrl], diskFormat: 'qcow2', checksum: { algo: 'sha256', value: qcowSha } });
       agentQcow.push(q);
       qemuQcow.push(
         await timeShell(`curl -s -o ${staged} ${qcowUrl} && sha256sum ${staged} >/dev/null && qemu-img convert -n -O raw ${staged} ${loop} && sync ${loop}; rm -f ${staged}`),
       );
       console.log(
-        `run ${i + 1}: raw agent ${a.ms.toFixed(0)} ms / curl|dd ${ddRaw.at(-1)!.toFixed(0)} ms; ` +
+        `run ${i + 1}: raw agent ${a.ms.toFixed(0)} ms / curl|dd fsync ${ddRaw.at(-1)!.toFixed(0)} ms, ` +
+          `direct ${ddDirect.at(-1)!.toFixed(0)} ms, unsynced ${ddPlain.at(-1)!.toFixed(0)} ms; ` +
           `qcow2 agent ${q.ms.toFixed(0)} ms / curl+sha256sum+qemu-img ${qemuQcow.at(-1)!.toFixed(0)} ms`,
       );
     }
@@ -156,9 +172,15 @@ async function main(): Promise<void> {
     console.log(`raw   agent (sha256 verified, fdatasync): ${aRaw.toFixed(0)} ms = ${mbps(size, aRaw)} MiB/s`);
     console.log(`raw   curl -s | dd bs=4M conv=fsync:       ${dRaw.toFixed(0)} ms = ${mbps(size, dRaw)} MiB/s`);
     console.log(`raw   throughput ratio agent/baseline: ${(dRaw / aRaw).toFixed(3)}`);
+    const dDirect = median(ddDirect);
+    const dPlain = median(ddPlain);
+    console.log(`raw   curl -s | dd bs=4M oflag=direct:      ${dDirect.toFixed(0)} ms = ${mbps(size, dDirect)} MiB/s (ratio ${(dDirect / aRaw).toFixed(3)})`);
+    console.log(`raw   curl -s | dd bs=4M (not flushed):     ${dPlain.toFixed(0)} ms = ${mbps(size, dPlain)} MiB/s (ratio ${(dPlain / aRaw).toFixed(3)})`);
     console.log(`qcow2 agent (staged on disk, verified, qemu-img): ${aQ.toFixed(0)} ms`);
     console.log(`qcow2 curl -o + sha256sum + qemu-img convert + sync: ${bQ.toFixed(0)} ms`);
     console.log(`qcow2 throughput ratio agent/baseline: ${(bQ / aQ).toFixed(3)}`);
+    const idle = await runAgent({}, true);
+    console.log(`agent child RSS with modules loaded, before any write: ${(idle.maxRssKiB / 1024).toFixed(0)} MiB`);
     console.log(`agent peak RSS: raw ${(Math.max(...agentRaw.map((r) => r.maxRssKiB)) / 1024).toFixed(0)} MiB, qcow2 ${(Math.max(...agentQcow.map((r) => r.maxRssKiB)) / 1024).toFixed(0)} MiB`);
   } finally {
     await server.stop();

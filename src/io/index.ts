@@ -16,3 +16,5 @@ export {
   ImageTooLargeError,
   ImageWriteError,
 } from './errors.ts';
+export { requestFromImageInfo } from './image-info.ts';
+export type { DownloadOptions } from './image-info.ts';

@@ -299,42 +299,37 @@ async function openFile(url: string, opts: SourceOptions): Promise<ImageSource> 
  */
 export async function openImageSource(urls: readonly string[], opts: SourceOptions): Promise<ImageSource> {
   if (urls.length === 0) throw new ImageDownloadError('no image URL given');
-  const fileErrors: string[] = [];
-  const httpUrls: string[] = [];
-  for (const u of urls) {
-    let parsed: URL;
-    try {
-      parsed = new URL(u);
-    } catch {
-      fileErrors.push(`'${redact(u)}' is not a URL`);
-      continue;
-    }
-    if (parsed.protocol === 'file:') {
-      // A local path either works now or not at all; try it in its turn.
-      if (httpUrls.length === 0) {
-        try {
-          return await openFile(u, opts);
-        } catch (err) {
-          fileErrors.push(describe(err));
-        }
+  const errors: string[] = [];
+  // URLs are tried in the order given. Consecutive http(s) URLs form one
+  // mirror group: a download that breaks on one resumes on the next.
+  for (let i = 0; i < urls.length; ) {
+    const u = urls[i]!;
+    const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(u)?.[1]?.toLowerCase();
+    if (scheme === 'file') {
+      i++;
+      try {
+        return await openFile(u, opts);
+      } catch (err) {
+        errors.push(describe(err));
       }
-    } else if (parsed.protocol === 'http:' || parsed.protocol === 'https:') {
-      httpUrls.push(u);
+    } else if (scheme === 'http' || scheme === 'https') {
+      const group: string[] = [];
+      while (i < urls.length && /^https?:/i.test(urls[i]!)) group.push(urls[i++]!);
+      const dl = new HttpDownload(group, opts);
+      try {
+        const first = await dl.connect(0);
+        return { url: dl.currentUrl, size: dl.size, chunks: dl.chunks(first), close: () => dl.close() };
+      } catch (err) {
+        await dl.close();
+        if (!(err instanceof ImageDownloadError)) throw err;
+        errors.push(err.message.replace(/^could not download image: /, ''));
+      }
     } else {
-      fileErrors.push(`unsupported URL scheme in ${redact(u)}`);
+      i++;
+      errors.push(`unsupported URL '${redact(u)}'`);
     }
   }
-  if (httpUrls.length === 0) throw new ImageDownloadError(`could not open image: ${fileErrors.join('; ')}`);
-  const dl = new HttpDownload(httpUrls, opts);
-  let first: Response;
-  try {
-    first = await dl.connect(0);
-  } catch (err) {
-    await dl.close();
-    if (err instanceof ImageDownloadError && fileErrors.length) err.message += `; ${fileErrors.join('; ')}`;
-    throw err;
-  }
-  return { url: dl.currentUrl, size: dl.size, chunks: dl.chunks(first), close: () => dl.close() };
+  throw new ImageDownloadError(`could not download image: ${errors.join('; ')}`);
 }
 
 /** Small downloads (checksum files, config drives given as URLs), capped at `maxBytes`. */

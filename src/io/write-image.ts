@@ -32,6 +32,15 @@ import { peek, tap, through } from './stream-utils.ts';
 // write_image's data path: one pass over the bytes as served — hash, inspect,
 // decompress, write — with the format decided before the disk is touched and
 // success reported only once the checksum matched and the data is flushed.
+//
+// Failure policy: if anything fails after bytes reached the deploy area of the
+// disk (checksum mismatch, dropped download past the retry budget, a stream
+// that outgrows the disk, qemu-img failing mid-way), the first and last MiB of
+// the device are zeroed before the error is returned. A half-written or
+// unverified image then has no partition table or boot sector and cannot
+// boot; the previous content is gone either way. Failures found before the
+// first write (format, permitted list, declared size, unreachable URL, and a
+// qcow2 whose staged copy fails its checksum) leave the disk as it was.
 
 export interface WriteImageRequest {
   urls: string[];
@@ -275,12 +284,17 @@ class Job {
     this.touchedDeployArea = true;
     const onConvert = this.progress('convert');
     const t0 = Date.now();
+    let lastReport = 0;
     await convertOnto(
       spec,
       req.device,
       onConvert && ((pct) => {
+        // qemu-img prints every percent; pass on at most one a second (and the end).
+        const now = Date.now();
+        if (now - lastReport < 1000 && pct < 100) return;
+        lastReport = now;
         const done = Math.round((pct / 100) * vsize);
-        onConvert({ bytesWritten: done, totalBytes: vsize, bytesPerSec: done / Math.max((Date.now() - t0) / 1000, 0.001) });
+        onConvert({ bytesWritten: done, totalBytes: vsize, bytesPerSec: done / Math.max((now - t0) / 1000, 0.001) });
       }),
       req.signal,
     );

@@ -433,3 +433,23 @@ describe('qcow2 images', () => {
     expect((await readDevice(dev, image.length)).equals(image)).toBe(true);
   });
 });
+
+describe('URL order', () => {
+  it('falls back from a failing http URL to a file:// URL listed after it', async () => {
+    const res = await writeImage(
+      request({
+        urls: [server.url('/images/missing.raw'), 'ftp://nowhere/x', pathToFileURL(imagePath).toString()],
+        checksum: { algo: 'sha256', value: sha256(image) },
+      }),
+    );
+    expect(res.imageSize).toBe(image.length);
+  });
+
+  it('names every URL that failed', async () => {
+    const err = await writeImage(
+      request({ urls: [server.url('/images/missing.raw'), 'file:///nonexistent/image.raw'] }),
+    ).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ImageDownloadError);
+    expect((err as Error).message).toMatch(/missing\.raw: HTTP 404.*nonexistent\/image\.raw/);
+  });
+});
