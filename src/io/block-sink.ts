@@ -30,6 +30,12 @@ export interface BlockSinkOptions {
   createFile?: boolean;
   /** Use O_DIRECT on block devices when possible (default true). */
   direct?: boolean;
+  /**
+   * Sees each filled write buffer (shared memory, in byte order) while it is
+   * being written; the buffer is reused only after both finished. The image
+   * hash runs here when the written bytes are the served bytes.
+   */
+  onFilled?: (bytes: Buffer) => Promise<void>;
   /** Sees the first `headBytes` (or the whole stream if shorter) before anything is written; throw to refuse. */
   beforeFirstWrite?: (head: Buffer) => void;
   headBytes?: number;
@@ -50,7 +56,7 @@ const DIRECT_UNIT = 4096;
  * (harmless), the offset at which the kernel accepts the buffer.
  */
 async function alignedBuffer(probe: FileHandle, size: number): Promise<Buffer | undefined> {
-  const raw = Buffer.allocUnsafeSlow(size + DIRECT_UNIT);
+  const raw = Buffer.from(new SharedArrayBuffer(size + DIRECT_UNIT));
   for (let k = 0; k < DIRECT_UNIT; k += 8) {
     try {
       await probe.read(raw, k, DIRECT_UNIT, 0);
@@ -108,7 +114,7 @@ export class BlockSink {
       if (b) return b;
       throw new ImageWriteError(`no O_DIRECT-aligned buffer for ${this.opts.path}`);
     }
-    return Buffer.allocUnsafeSlow(this.writeBytes);
+    return Buffer.from(new SharedArrayBuffer(this.writeBytes));
   }
 
   static async open(opts: BlockSinkOptions): Promise<BlockSink> {
@@ -196,9 +202,11 @@ export class BlockSink {
       // Only the last write can be short; O_DIRECT wants whole blocks, so the
       // odd tail goes through a buffered descriptor (flushed in finish()).
       const whole = len - (len % DIRECT_UNIT);
+      const seen = this.opts.onFilled?.(buf.subarray(0, len));
       if (whole > 0) await this.writeFully(this.fh, buf, 0, whole, position);
       this.tail = await open(this.opts.path, constants.O_WRONLY);
       await this.writeFully(this.tail, buf, whole, len - whole, position + whole);
+      await seen;
       this.submitted += len;
       this.written += len;
       this.touched = true;
@@ -207,14 +215,17 @@ export class BlockSink {
     }
     this.submitted += len;
     this.touched = true;
-    const p = this.writeFully(this.fh, buf, 0, len, position).then(
+    const seen = this.opts.onFilled?.(buf.subarray(0, len));
+    const p = Promise.all([this.writeFully(this.fh, buf, 0, len, position), seen]).then(
       () => {
         this.written += len;
         this.free.push(buf);
         this.maybeProgress();
       },
       (err: unknown) => {
-        this.failure ??= new ImageWriteError(`write to ${this.opts.path} at ${position} failed: ${(err as Error).message}`, { cause: err });
+        this.failure ??= err instanceof ImageWriteError || !(err as NodeJS.ErrnoException).code
+          ? err
+          : new ImageWriteError(`write to ${this.opts.path} at ${position} failed: ${(err as Error).message}`, { cause: err });
       },
     );
     this.inflight.push(p);
@@ -242,11 +253,16 @@ export class BlockSink {
     this.opts.onProgress({ bytesWritten: this.written, totalBytes: this.opts.totalBytes, bytesPerSec: this.written / secs });
   }
 
-  /** Write what is buffered, wait for every write, fdatasync, close. Returns bytes written. */
-  async finish(): Promise<number> {
+  /** Write what is buffered and wait for every write (and onFilled) to finish; no flush yet. */
+  async writeBuffered(): Promise<void> {
     await this.submit();
     await Promise.all(this.inflight.splice(0));
     if (this.failure) throw this.failure;
+  }
+
+  /** Write what is buffered, wait for every write, fdatasync, close. Returns bytes written. */
+  async finish(): Promise<number> {
+    await this.writeBuffered();
     try {
       // Even O_DIRECT data may sit in the drive's volatile cache: flush both descriptors.
       await this.tail?.datasync();

@@ -132,9 +132,13 @@ export async function writeImage(req: WriteImageRequest): Promise<WriteImageResu
   let served = 0;
   const job = new Job(req, src, hasher, expected?.value);
   try {
+    // Until we know whether the written bytes are the served bytes, hash by
+    // copy; once they are (no compression), the sink hashes its own buffers
+    // in place and this stage only counts.
+    let hashInTap = true;
     const hashed = tap(src.chunks, (c) => {
       served += c.length;
-      return hasher.update(c);
+      return hashInTap ? hasher.update(c) : undefined;
     });
     const outer = await peek(hashed, INSPECT_BYTES);
     if (outer.head.length === 0) throw new ImageFormatError('image is empty');
@@ -149,6 +153,24 @@ export async function writeImage(req: WriteImageRequest): Promise<WriteImageResu
     } else if (found.format === 'bzip2') {
       throw new ImageFormatError('bzip2-compressed images are not supported (use gzip, zstd or xz)');
     }
+    let onFilled: ((bytes: Buffer) => Promise<void>) | undefined;
+    if (!compression) {
+      // The written bytes are the served bytes: from here the sink hashes its
+      // own (shared) write buffers in place instead of a copy of each chunk.
+      // What tap already hashed (the peeked head) is skipped there.
+      hashInTap = false;
+      hasher.flush();
+      let skip = served;
+      onFilled = (bytes) => {
+        if (skip >= bytes.length) {
+          skip -= bytes.length;
+          return Promise.resolve();
+        }
+        const rest = bytes.subarray(skip);
+        skip = 0;
+        return hasher.hashShared(rest);
+      };
+    }
     const format = decideFormat(found, {
       declared: req.diskFormat,
       permitted: req.permittedFormats ?? DEFAULT_PERMITTED_FORMATS,
@@ -157,8 +179,8 @@ export async function writeImage(req: WriteImageRequest): Promise<WriteImageResu
     log.info({ url: src.url, size: src.size, format, compression, device: req.device }, 'writing image');
 
     const bytesWritten = isRawLike(format)
-      ? await job.writeRaw(stream, compression)
-      : await job.convert(stream, found, compression);
+      ? await job.writeRaw(stream, compression, onFilled)
+      : await job.convert(stream, found, compression, onFilled);
 
     if (src.size !== undefined && served !== src.size) {
       throw new ImageDownloadError(`image stream ended at ${served} of ${src.size} bytes`);
@@ -210,7 +232,11 @@ class Job {
   }
 
   /** Raw/ISO bytes straight onto the device. */
-  async writeRaw(stream: AsyncIterable<Buffer>, compression: Compression | undefined): Promise<number> {
+  async writeRaw(
+    stream: AsyncIterable<Buffer>,
+    compression: Compression | undefined,
+    onFilled?: (bytes: Buffer) => Promise<void>,
+  ): Promise<number> {
     const { req } = this;
     if (!compression && this.src.size !== undefined && this.src.size > req.deviceSize) {
       throw new ImageTooLargeError(this.src.size, req.deviceSize, `${this.src.url} is larger than ${req.device}`);
@@ -222,10 +248,12 @@ class Job {
       onProgress: this.progress('download'),
       writeBytes: req.tuning?.writeBytes,
       inFlight: req.tuning?.inFlight,
+      onFilled,
     });
     this.sink = sink;
     this.sinkIsDeployArea = true;
     await this.drain(stream, sink);
+    await sink.writeBuffered();
     this.touchedDeployArea = sink.touched;
     await this.hasher.verify(this.expected);
     const n = await sink.finish();
@@ -234,7 +262,12 @@ class Job {
   }
 
   /** qcow2: stage (on the device past the virtual size, or in a file), verify, inspect again, convert. */
-  async convert(stream: AsyncIterable<Buffer>, found: Inspection, compression: Compression | undefined): Promise<number> {
+  async convert(
+    stream: AsyncIterable<Buffer>,
+    found: Inspection,
+    compression: Compression | undefined,
+    onFilled?: (bytes: Buffer) => Promise<void>,
+  ): Promise<number> {
     const { req } = this;
     const vsize = found.virtualSize;
     if (vsize === undefined) throw new ImageFormatError('cannot tell the virtual size of the image');
@@ -271,10 +304,12 @@ class Job {
       onProgress: this.progress('download'),
       writeBytes: req.tuning?.writeBytes,
       inFlight: req.tuning?.inFlight,
+      onFilled,
     });
     this.sink = sink;
     this.sinkIsDeployArea = false;
     await this.drain(stream, sink);
+    await sink.writeBuffered();
     await this.hasher.verify(this.expected);
     staged.length = await sink.finish();
     this.sink = undefined;
