@@ -66,8 +66,10 @@ export interface Vm {
   stop(): Promise<void>;
 }
 
-export const DEFAULT_KERNEL = join(REPO_ROOT, 'build', 'vmlinuz');
-export const DEFAULT_INITRD = join(REPO_ROOT, 'build', 'metal-agent.initramfs');
+// BUILD=dir in make (METAL_AGENT_BUILD here) points tests at another build tree.
+const BUILD_DIR = process.env.METAL_AGENT_BUILD ?? join(REPO_ROOT, 'build');
+export const DEFAULT_KERNEL = join(BUILD_DIR, 'vmlinuz');
+export const DEFAULT_INITRD = join(BUILD_DIR, 'metal-agent.initramfs');
 
 let vmCounter = 0;
 
