@@ -178,6 +178,18 @@ describe('raw images', () => {
     expect(server.requests.map((r) => r.range)).toEqual([undefined, ...Array(3).fill(`bytes=${at}-`)]);
   });
 
+  it('stops when aborted, reports failure and wipes a touched disk', async () => {
+    // 9 MiB arrive (one 8 MiB write lands), then the server stalls and the
+    // agent waits out a long retry interval, during which we abort.
+    server.misbehave.dropAfter = (start) => (start === 0 ? 9 * MiB : 0);
+    const ctl = new AbortController();
+    const pending = writeImage(request({ urls: [rawUrl], retryIntervalSec: 60, signal: ctl.signal }));
+    setTimeout(() => ctl.abort(), 500);
+    const err = await pending.catch((e: unknown) => e);
+    expect((err as Error).name).toBe('AbortError');
+    expect((await readDevice(dev, MiB)).equals(Buffer.alloc(MiB))).toBe(true);
+  });
+
   it('verifies md5 and sha512 legacy checksums chosen by length', async () => {
     for (const algo of ['md5', 'sha512']) {
       const checksum = checksumFromImageInfo({ checksum: hash(algo, image) });
