@@ -9,6 +9,11 @@ import { createLoopDisk, type LoopDisk } from '../helpers/loop-disk.ts';
 import { Guard } from '../../src/system/safety.ts';
 import { executeHandoff, prepareHandoff } from '../../src/system/kexec/handoff.ts';
 import { KexecError } from '../../src/system/kexec/find.ts';
+import { armedKexec, runImageHandoff } from '../../src/system/kexec/index.ts';
+import { step as addKernelParameters } from '../../steps/add-kernel-parameters.ts';
+import { step as kexecHandoff } from '../../steps/kexec-handoff.ts';
+import type { DeployState, StepContext } from '../../steps/types.ts';
+import { log } from '../../src/log.ts';
 
 // The disk side of a kexec handoff against loop disks holding Debian-looking
 // images: the kernel, initrd and command line are found as GRUB would boot
@@ -134,6 +139,44 @@ describe('kexec handoff (dry run) on loop disks', () => {
     const err = await unchanged(() => prepareHandoff({ device: disk.device, guard }).catch((e: unknown) => e));
     expect(err).toBeInstanceOf(KexecError);
     expect((err as Error).message).toMatch(/no kernel found on the deployed disk .*no Linux or EFI filesystem/);
+  }, 120_000);
+
+  it('add_kernel_parameters writes the deployed /etc/default/grub and feeds kexec_handoff; run_image executes the armed plan', async () => {
+    const d = await put({});
+    const deployState: DeployState = { partitionUuids: {}, kernelParams: [], rootDevice: disk.device, isWholeDisk: true };
+    const ctx = {
+      log,
+      guard,
+      node: {},
+      ports: [],
+      lookupConfig: {},
+      disks: async () => [],
+      rootDevice: async () => { throw new Error('the deployed disk comes from deployState'); },
+      progress: () => undefined,
+      signal: new AbortController().signal,
+      options: { kexecEnabled: false },
+      deployState,
+    } as unknown as StepContext;
+    const added = (await addKernelParameters.run(ctx, { kernel_params: 'console=ttyS1,115200 nosmt' })) as Record<string, any>;
+    expect(added.files).toEqual(['/etc/default/grub']);
+    expect(added.warning).toMatch(/grub.cfg was not regenerated/);
+    expect(deployState.kernelParams).toEqual(['console=ttyS1,115200', 'nosmt']);
+    // The file on the disk changed (read back through debugfs at the partition's offset, no mount).
+    const { stdout } = await execa('debugfs', ['-R', 'cat /etc/default/grub', `${disk.device}?offset=${1024 * 1024}`]);
+    expect(stdout).toContain('GRUB_CMDLINE_LINUX_DEFAULT="quiet console=ttyS1,115200 nosmt"');
+
+    const plan = (await kexecHandoff.run(ctx, { kernel_params: ['ipa-x=1'] })) as Record<string, any>;
+    expect(plan.armed).toBe(true);
+    expect(plan.cmdline).toBe(`${d.cmdline} console=ttyS1,115200 nosmt ipa-x=1`);
+    expect(armedKexec(deployState)).toBeDefined();
+    // run_image with kexec disabled still executes the armed handoff (a dry run here), once.
+    let quiesced = false;
+    const deps = { guard, deployState, rootDevice: async () => disk.device, enabled: false, quiesce: async () => { quiesced = true; } };
+    const out = await runImageHandoff(deps);
+    expect(out!.cmdline).toBe(plan.cmdline);
+    expect(out!.dry_run).toBe(true);
+    expect(quiesced).toBe(false);
+    expect(await runImageHandoff(deps)).toBeNull();
   }, 120_000);
 
   it('leaves no staging directories behind', () => {
