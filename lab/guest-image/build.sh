@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# Builds the "tenant OS" the demo and the kexec e2e test deploy: a small
+# bootable Debian 12 whole-disk image (MBR, one ext4 root partition) from
+# Debian packages, kernel and initramfs included.
+#
+#   lab/guest-image/build.sh OUT.raw        (as root; `make guest-image` -> build/guest.raw)
+#
+# - debootstrap --variant=minbase bookworm + linux-image-amd64, cached under
+#   $GUEST_CACHE (default /var/cache/metal-agent/guest-bookworm-KEY), so a rerun
+#   only re-packs (seconds). KEY hashes the debootstrap inputs below.
+# - No init system: /sbin/init is lab/guest-image/metal-guest-init, which reads
+#   the config drive (partition labelled config-2), sets the hostname from
+#   openstack/latest/meta_data.json and prints
+#     metal-guest: hostname=<name> cmdline=<kernel command line>
+#   on the console, then keeps a root shell on ttyS0.
+# - No boot loader: the agent kexecs into it. It finds the kernel through the
+#   /boot/vmlinuz + /boot/initrd.img links (Debian's kernel postinst makes them),
+#   root= from /etc/fstab (UUID=) and GRUB_CMDLINE_LINUX from /etc/default/grub
+#   (console=ttyS0,115200). See docs/kexec.md "Finding the deployed kernel".
+# - The filesystem is made with `mkfs.ext4 -d TREE` into a file; the disk is
+#   assembled with sfdisk on the image file and dd at the partition offset: no
+#   loop device, no mount on this machine (only debootstrap's own chroot).
+#
+# Environment: GUEST_MIRROR (default http://deb.debian.org/debian), GUEST_CACHE.
+set -euo pipefail
+out=${1:?usage: lab/guest-image/build.sh OUT.raw}
+here=$(cd "$(dirname "$0")" && pwd)
+mirror=${GUEST_MIRROR:-http://deb.debian.org/debian}
+suite=bookworm
+include=linux-image-amd64,kmod,zstd
+# Modules the guest never needs (a VM or a server booting from a local disk):
+# dropped to keep the image small. The initramfs is made after this.
+prune_modules=(sound drivers/gpu drivers/media drivers/net/wireless drivers/infiniband drivers/staging
+  drivers/bluetooth net/wireless net/mac80211 net/bluetooth drivers/iio drivers/isdn drivers/hid
+  drivers/input/touchscreen drivers/usb/gadget drivers/net/can drivers/mtd drivers/platform/x86
+  drivers/hwmon drivers/thunderbolt drivers/video drivers/leds drivers/w1 drivers/comedi)
+
+key=$(printf '%s\n' "v1" "$mirror" "$suite" "$include" | sha256sum | cut -c1-12)
+cache=${GUEST_CACHE:-/var/cache/metal-agent/guest-$suite-$key}
+[[ $(id -u) == 0 ]] || { echo "build.sh: run as root (debootstrap)" >&2; exit 1; }
+for t in debootstrap mkfs.ext4 sfdisk; do
+  command -v "$t" >/dev/null || { echo "build.sh: $t missing (scripts/install-deps.sh installs it)" >&2; exit 1; }
+done
+
+t0=$(date +%s)
+mkdir -p "$(dirname "$cache")"
+exec 9>"$cache.lock"
+flock 9   # one debootstrap per cache at a time
+
+if [[ ! -f $cache/.complete ]]; then
+  echo "guest-image: debootstrap $suite (minbase + $include) into $cache (cached for next time)"
+  rm -rf "$cache"
+  debootstrap --variant=minbase --include="$include" "$suite" "$cache" "$mirror" >"$cache.log" 2>&1 ||
+    { tail -30 "$cache.log" >&2; for m in proc sys dev/pts dev; do umount "$cache/$m" 2>/dev/null || true; done; exit 1; }
+  # debootstrap unmounts what it mounted; make sure nothing stays.
+  for m in proc sys dev/pts dev; do mountpoint -q "$cache/$m" && umount -l "$cache/$m"; done
+  touch "$cache/.complete"
+fi
+t1=$(date +%s)
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/metal-guest.XXXXXX")
+cleanup() { for m in proc sys dev; do mountpoint -q "$work/root/$m" 2>/dev/null && umount -l "$work/root/$m"; done; rm -rf "$work"; }
+trap cleanup EXIT
+root=$work/root
+cp -a "$cache" "$root"
+rm -f "$root/.complete"
+
+kver=$(ls "$root/lib/modules" | sort -V | tail -1)
+for p in "${prune_modules[@]}"; do rm -rf "$root/lib/modules/$kver/kernel/$p"; done
+rm -rf "$root"/usr/share/{doc,man,info,locale,lintian,linda} "$root"/var/cache/apt/* "$root"/var/lib/apt/lists/* \
+  "$root"/var/log/* "$root"/boot/initrd.img-* "$root"/etc/machine-id
+
+uuid=$(cat /proc/sys/kernel/random/uuid)
+echo "metal-guest" > "$root/etc/hostname"
+printf '127.0.0.1 localhost\n' > "$root/etc/hosts"
+printf 'UUID=%s / ext4 ro,errors=remount-ro 0 1\n' "$uuid" > "$root/etc/fstab"
+# Read by the agent's kexec (and by grub, were it installed) for the command line.
+printf 'GRUB_CMDLINE_LINUX="console=ttyS0,115200"\nGRUB_CMDLINE_LINUX_DEFAULT=""\n' > "$root/etc/default/grub"
+install -m 0755 "$here/metal-guest-init" "$root/sbin/init"
+mkdir -p "$root/mnt/config"
+# Small initramfs: virtio/nvme/sata/scsi disks + ext4; zstd.
+cat > "$root/etc/initramfs-tools/conf.d/metal-guest.conf" <<'EOF'
+MODULES=list
+COMPRESS=zstd
+EOF
+cat > "$root/etc/initramfs-tools/modules" <<'EOF'
+virtio_pci
+virtio_blk
+virtio_scsi
+sd_mod
+nvme
+ahci
+ata_piix
+ext4
+crc32c_generic
+EOF
+mount -t proc proc "$root/proc"
+chroot "$root" depmod -a "$kver"
+chroot "$root" update-initramfs -c -k "$kver" >"$work/initramfs.log" 2>&1 || { cat "$work/initramfs.log" >&2; exit 1; }
+umount "$root/proc"
+# Debian's postinst puts the links in / (link_in_boot=no); the agent also looks at /boot.
+ln -sfn "vmlinuz-$kver" "$root/boot/vmlinuz"
+ln -sfn "initrd.img-$kver" "$root/boot/initrd.img"
+ln -sfn "boot/vmlinuz-$kver" "$root/vmlinuz"
+ln -sfn "boot/initrd.img-$kver" "$root/initrd.img"
+
+# ext4 from the tree, 20% + 32 MiB headroom, then MBR + dd at 1 MiB.
+used_mib=$(( $(du -sm --apparent-size "$root" | cut -f1) ))
+fs_mib=$(( used_mib * 12 / 10 + 32 ))
+truncate -s "${fs_mib}M" "$work/root.ext4"
+mkfs.ext4 -q -F -U "$uuid" -L metal-guest-root -E root_owner=0:0 -d "$root" "$work/root.ext4"
+tmp_out="$out.tmp.$$"
+rm -f "$tmp_out"
+truncate -s $(( (fs_mib + 2) * 1024 * 1024 )) "$tmp_out"
+printf 'label: dos\nstart=2048, size=%d, type=83, bootable\n' $(( fs_mib * 2048 )) | sfdisk -q "$tmp_out"
+dd if="$work/root.ext4" of="$tmp_out" bs=1M seek=1 conv=notrunc,sparse status=none
+mv "$tmp_out" "$out"
+t2=$(date +%s)
+echo "guest-image: $out ($(( (fs_mib + 2) ))MiB, kernel $kver, root UUID $uuid) debootstrap $((t1 - t0))s, pack $((t2 - t1))s"
