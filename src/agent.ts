@@ -206,6 +206,8 @@ export class Agent {
   /** Quiesce: a last heartbeat, then stop heartbeats and the API. */
   async quiesce(): Promise<void> {
     this.session?.heartbeatNow();
+    // Let the woken loop start that heartbeat before it is told to stop (it checks `stopped` first).
+    await new Promise((resolve) => setImmediate(resolve));
     this.session?.stop();
     await this.server?.close();
   }
