@@ -105,9 +105,13 @@ fi
 
 # --- busybox: the shell and everything else the init uses ------------------
 add_file /usr/bin/busybox
+# With /bin and /sbin merged into /usr, an applet must not shadow a real tool
+# of the same name in the other directory (busybox's /sbin/ip before
+# iproute2's /bin/ip on PATH=/usr/sbin:/usr/bin broke `ip -j`).
 for applet in $(busybox --list-full); do
+  name=${applet##*/}
   link=$root/usr/${applet#usr/}
-  [[ -e $link || -L $link ]] || ln -s /usr/bin/busybox "$link"
+  [[ -e $root/usr/bin/$name || -e $root/usr/sbin/$name || -L $link ]] || ln -s /usr/bin/busybox "$link"
 done
 
 # --- kernel modules ----------------------------------------------------------
