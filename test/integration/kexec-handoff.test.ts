@@ -29,7 +29,7 @@ async function loopsOver(file: string): Promise<string> {
   return (await execa('losetup', ['-j', file])).stdout.trim();
 }
 
-describe('kexec handoff (dry run) on loop disks', () => {
+describe('kexec handoff on loop disks (dry runs; the real path with a recorder in place of kexec)', () => {
   const scratch = mkdtempSync(join(tmpdir(), 'metal-agent-kexec-'));
   let disk: LoopDisk;
   // Never real: not a ramdisk, power actions not allowed.
@@ -177,6 +177,46 @@ describe('kexec handoff (dry run) on loop disks', () => {
     expect(out!.dry_run).toBe(true);
     expect(quiesced).toBe(false);
     expect(await runImageHandoff(deps)).toBeNull();
+  }, 120_000);
+
+  // The real path, with kexec replaced by a recorder (prepareHandoff's `kexec` option is
+  // the only way kexec is ever run): load with the staged files, quiesce, sync, execute.
+  it('real mode (recorder in place of kexec): kexec -l with the staged files, then quiesce, then kexec -e', async () => {
+    const d = await put({});
+    const realGuard = new Guard({ inRamdisk: false, allowedDevices: [disk.device], allowPowerActions: true });
+    const order: string[] = [];
+    let stagedKernelSha = '';
+    let executed!: () => void;
+    const done = new Promise<void>((res) => (executed = res));
+    const recorder = async (args: string[]) => {
+      order.push(`kexec ${args[0]}`);
+      if (args[0] === '-l') stagedKernelSha = await sha256File(args[1]!);
+      if (args[0] === '-e') executed();
+    };
+    const prepared = await unchanged(() => prepareHandoff({ device: disk.device, guard: realGuard, kexec: recorder }));
+    expect(prepared.real).toBe(true);
+    expect(prepared.plan.dry_run).toBe(false);
+    expect(prepared.plan.message).toMatch(/^loaded \/boot\/vmlinuz-/);
+    expect(stagedKernelSha).toBe(await sha256File(d.kernel.path));
+    expect(existsSync(prepared.plan.commands[0]![2]!)).toBe(false);
+    const out = await executeHandoff(prepared, { quiesce: async () => { order.push('quiesce'); } });
+    expect(out.message).toMatch(/^kexec -e in \d+ ms/);
+    await done;
+    expect(order).toEqual(['kexec -l', 'quiesce', 'kexec -e']);
+  }, 120_000);
+
+  it('real mode, kexec -l refused: KexecError, nothing executed, nothing quiesced, disk untouched', async () => {
+    await put({});
+    const realGuard = new Guard({ inRamdisk: false, allowedDevices: [disk.device], allowPowerActions: true });
+    const calls: string[][] = [];
+    const recorder = async (args: string[]) => {
+      calls.push(args);
+      throw new Error('kexec_load failed: Operation not permitted');
+    };
+    const err = await unchanged(() => prepareHandoff({ device: disk.device, guard: realGuard, kexec: recorder }).catch((e: unknown) => e));
+    expect(err).toBeInstanceOf(KexecError);
+    expect((err as Error).message).toMatch(/kexec could not load \/boot\/vmlinuz-.* Operation not permitted/);
+    expect(calls.map((c) => c[0])).toEqual(['-l']);
   }, 120_000);
 
   it('leaves no staging directories behind', () => {

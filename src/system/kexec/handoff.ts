@@ -37,15 +37,23 @@ export interface HandoffPlan {
   notes: string[];
 }
 
+/** Runs kexec. The one place kexec is invoked; tests of the real path pass a recorder. */
+export type KexecRunner = (args: string[]) => Promise<unknown>;
+
+const runKexec: KexecRunner = (args) => run('kexec', args, { timeoutMs: 120_000 });
+
 export interface PrepareOptions extends FindOptions {
   device: string;
   guard: Guard;
+  /** Replaces the kexec program (tests); default: src/system/exec.ts run('kexec', ...). */
+  kexec?: KexecRunner;
 }
 
 /** A prepared handoff: kernel loaded (real) or ready to be reported (dry run). */
 export interface PreparedHandoff {
   plan: HandoffPlan;
   real: boolean;
+  kexec: KexecRunner;
 }
 
 function kexecLoadArgs(s: Staged): string[] {
@@ -59,6 +67,7 @@ function kexecLoadArgs(s: Staged): string[] {
  */
 export async function prepareHandoff(opts: PrepareOptions): Promise<PreparedHandoff> {
   const real = opts.guard.powerIsReal;
+  const kexec = opts.kexec ?? runKexec;
   const staged = await stageBootTarget(opts.device, opts);
   try {
     const load = kexecLoadArgs(staged);
@@ -66,7 +75,7 @@ export async function prepareHandoff(opts: PrepareOptions): Promise<PreparedHand
     if (real) {
       log.warn({ load }, 'loading the deployed kernel with kexec');
       try {
-        await run('kexec', load, { timeoutMs: 120_000 });
+        await kexec(load);
       } catch (err) {
         throw new KexecError(`kexec could not load ${t.kernel.path} from partition ${t.kernel.partition}: ${(err as Error).message}`);
       }
@@ -77,6 +86,7 @@ export async function prepareHandoff(opts: PrepareOptions): Promise<PreparedHand
       : `dry run: would kexec into ${what} with '${t.cmdline}', but the agent is not running in a ramdisk (use --allow-power-actions on a machine that is a node)`;
     return {
       real,
+      kexec,
       plan: {
         dry_run: !real,
         message,
@@ -123,12 +133,12 @@ export async function executeHandoff(prepared: PreparedHandoff, deps: ExecuteDep
   }
   await run('sync', []);
   setTimeout(() => {
-    run('kexec', ['-e']).catch((err: unknown) => log.error({ err: String(err) }, 'kexec -e failed: the agent has stopped serving; power-cycle the node'));
+    prepared.kexec(['-e']).catch((err: unknown) => log.error({ err: String(err) }, 'kexec -e failed: the agent has stopped serving; power-cycle the node'));
   }, GRACE_MS).unref();
   return { ...plan, message: `kexec -e in ${GRACE_MS} ms into ${plan.kernel.path}` };
 }
 
 /** Drops a loaded-but-not-executed kernel (real mode), e.g. when an armed handoff is abandoned. */
 export async function unloadHandoff(prepared: PreparedHandoff): Promise<void> {
-  if (prepared.real) await run('kexec', ['-u']).catch((err: unknown) => log.warn({ err: String(err) }, 'kexec -u failed'));
+  if (prepared.real) await prepared.kexec(['-u']).catch((err: unknown) => log.warn({ err: String(err) }, 'kexec -u failed'));
 }
