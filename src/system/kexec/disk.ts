@@ -154,8 +154,12 @@ export async function stageBootTarget(device: string, opts: FindOptions): Promis
       if (k.size === 0) throw new KexecError(`kernel ${target.kernel.path} on partition ${k.partition} is empty`);
       const head = Buffer.alloc(64 * 1024); // the bzImage version string sits past 16 KiB
       const fh = await open(kernelPath, 'r');
-      const { bytesRead } = await fh.read(head, 0, head.length, 0).finally(() => undefined);
-      await fh.close();
+      let bytesRead: number;
+      try {
+        ({ bytesRead } = await fh.read(head, 0, head.length, 0));
+      } finally {
+        await fh.close();
+      }
       const info = kernelInfo(head.subarray(0, bytesRead));
       if (!info) {
         throw new KexecError(
