@@ -43,57 +43,34 @@ function progressReporter(ctx: StepContext) {
   };
 }
 
+/** The pipeline request for Ironic's image_info, with this step's progress and abort wiring. */
+function pipelineRequest(ctx: StepContext, info: Record<string, any>, device: string, size: number): io.WriteImageRequest {
+  return {
+    ...io.requestFromImageInfo(info, ctx.lookupConfig, { device, deviceSize: size }, ctx.options),
+    onProgress: progressReporter(ctx),
+    signal: ctx.signal,
+  };
+}
+
 /**
  * The checksum to verify. Ironic 29.0 sends `agent_md5_checksum_enable` at
  * lookup ([agent]allow_md5_checksum; 21.4 does not send it, which IPA and we
  * read as allowed): when false, an md5 checksum is refused before the disk is
  * touched, also when a checksums file named by URL turns out to hold one.
  */
-async function expectedChecksum(ctx: StepContext, info: Record<string, any>): Promise<io.ExpectedChecksum | undefined> {
-  const expected = io.checksumFromImageInfo(info);
-  if (!expected || ctx.lookupConfig.agent_md5_checksum_enable !== false) return expected;
-  const resolved = expected.algoFromLength
-    ? await io.resolveChecksum(expected, info.urls[0] ?? '', { ...sourceSettings(info), retries: ctx.options.imageDownloadRetries, retryIntervalSec: ctx.options.imageDownloadRetryIntervalSec, timeoutSec: ctx.options.imageDownloadTimeoutSec, signal: ctx.signal })
-    : expected;
+async function verifiedChecksum(ctx: StepContext, req: io.WriteImageRequest): Promise<io.WriteImageRequest> {
+  const expected = req.checksum;
+  if (!expected || ctx.lookupConfig.agent_md5_checksum_enable !== false) return req;
+  const resolved = expected.algoFromLength ? await io.resolveChecksum(expected, req.urls[0] ?? '', req) : expected;
   if (resolved?.algo === 'md5') {
     throw new agentErrors.ImageChecksumError('MD5 support is disabled by the conductor (agent_md5_checksum_enable is false): give a sha256 or sha512 checksum (image_os_hash_algo/image_os_hash_value)');
   }
-  return resolved;
-}
-
-/** Download settings that come with image_info (Ironic 29.0: image server basic auth from [deploy]image_server_*). */
-function sourceSettings(info: Record<string, any>) {
-  return {
-    proxies: info.proxies,
-    noProxy: info.no_proxy,
-    basicAuth: info.image_server_auth_strategy === 'http_basic' && info.image_server_user
-      ? { username: String(info.image_server_user), password: String(info.image_server_password ?? '') }
-      : undefined,
-  };
-}
-
-function pipelineRequest(ctx: StepContext, info: Record<string, any>, device: string, size: number, checksum: io.ExpectedChecksum | undefined): io.WriteImageRequest {
-  const cfg = ctx.lookupConfig;
-  return {
-    urls: info.urls,
-    checksum,
-    diskFormat: info.disk_format ?? undefined,
-    device,
-    deviceSize: size,
-    permittedFormats: Array.isArray(cfg.permitted_image_formats) ? cfg.permitted_image_formats : undefined,
-    deepInspection: !cfg.disable_deep_image_inspection,
-    ...sourceSettings(info),
-    retries: ctx.options.imageDownloadRetries,
-    retryIntervalSec: ctx.options.imageDownloadRetryIntervalSec,
-    timeoutSec: ctx.options.imageDownloadTimeoutSec,
-    onProgress: progressReporter(ctx),
-    signal: ctx.signal,
-  };
+  return { ...req, checksum: resolved };
 }
 
 async function writeWholeDisk(ctx: StepContext, info: Record<string, any>, device: string, configdrive: string | undefined) {
-  const checksum = await expectedChecksum(ctx, info);
-  const result = await io.writeImage({ ...pipelineRequest(ctx, info, device, await deviceSize(device), checksum), guard: ctx.guard });
+  const req = await verifiedChecksum(ctx, pipelineRequest(ctx, info, device, await deviceSize(device)));
+  const result = await io.writeImage({ ...req, guard: ctx.guard });
   let configDrive;
   if (configdrive) {
     ctx.progress('write_image: writing the config drive');
@@ -104,7 +81,8 @@ async function writeWholeDisk(ctx: StepContext, info: Record<string, any>, devic
 }
 
 async function writePartitionImage(ctx: StepContext, info: Record<string, any>, device: string, configdrive: string | undefined) {
-  const checksum = await expectedChecksum(ctx, info);
+  // Checked before the disk is re-partitioned: a refused checksum leaves it as it was.
+  const base = await verifiedChecksum(ctx, pipelineRequest(ctx, info, device, 0));
   const num = (v: unknown) => (v === undefined || v === null || v === '' ? undefined : Number(v));
   const layout = await createPartitionImageLayout(
     device,
@@ -124,7 +102,7 @@ async function writePartitionImage(ctx: StepContext, info: Record<string, any>, 
   // The root partition is a range of the disk the guard already allowed.
   const root = { number: layout.root.number, start: layout.root.offset, size: layout.root.size };
   const result = await withPartitionDevice(device, root, (part) =>
-    io.writeImage(pipelineRequest(ctx, info, part, layout.root.size, checksum)),
+    io.writeImage({ ...base, device: part, deviceSize: layout.root.size }),
   );
   ctx.deployState.partitionUuids = { ...(await getPartitionUuids(device, { type: 'partition', layout, cpuArch: ctx.node.properties?.cpu_arch })) };
   return { image: result, layout };

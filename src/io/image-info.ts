@@ -39,7 +39,11 @@ export function requestFromImageInfo(
     deepInspection: lookupConfig.disable_deep_image_inspection !== true,
     proxies: proxies && typeof proxies === 'object' ? proxies : undefined,
     noProxy: typeof imageInfo.no_proxy === 'string' ? imageInfo.no_proxy : undefined,
-    basicAuth: typeof user === 'string' && typeof password === 'string' ? { username: user, password } : undefined,
+    // Ironic 29 sends credentials with image_server_auth_strategy=http_basic.
+    basicAuth:
+      imageInfo.image_server_auth_strategy === 'http_basic' && typeof user === 'string' && user
+        ? { username: user, password: typeof password === 'string' ? password : '' }
+        : undefined,
     retries: options.imageDownloadRetries,
     retryIntervalSec: options.imageDownloadRetryIntervalSec,
     timeoutSec: options.imageDownloadTimeoutSec,
