@@ -80,39 +80,6 @@ export async function buildEncodedConfigDrive(
   return encodeConfigDrive(await buildConfigDriveImage(content, format));
 }
 
-export interface LoopDisk {
-  file: string;
-  device: string;
-  /** Detaches the loop device and removes the backing file (idempotent). */
-  destroy(): Promise<void>;
-}
-
-/** A sparse file of `sizeBytes` attached to a fresh loop device. */
-export async function createLoopDisk(sizeBytes: number): Promise<LoopDisk> {
-  const dir = await mkdtemp(join(tmpdir(), 'loopdisk-'));
-  const file = join(dir, 'disk.img');
-  await writeFile(file, '');
-  await truncate(file, sizeBytes);
-  let device: string;
-  try {
-    device = (await output('losetup', ['-f', '--show', file])).trim();
-  } catch (err) {
-    await rm(dir, { recursive: true, force: true });
-    throw err;
-  }
-  let destroyed = false;
-  return {
-    file,
-    device,
-    async destroy() {
-      if (destroyed) return;
-      destroyed = true;
-      await run('losetup', ['-d', device]).catch(() => undefined);
-      await rm(dir, { recursive: true, force: true });
-    },
-  };
-}
-
 /**
  * Reads one file from the config drive filesystem in a byte range of a disk,
  * without mounting (this kernel may lack iso9660/vfat): isoinfo for ISO9660,

@@ -12,18 +12,40 @@ export interface LoopDisk {
 }
 
 export async function createLoopDisk(sizeMiB: number, label = 'disk'): Promise<LoopDisk> {
+  return createLoopDiskBytes(sizeMiB * 1024 * 1024, label);
+}
+
+export async function createLoopDiskBytes(sizeBytes: number, label = 'disk'): Promise<LoopDisk> {
   const dir = mkdtempSync(join(tmpdir(), `metal-agent-${label}-`));
   const file = join(dir, `${label}.img`);
-  await execa('truncate', ['-s', `${sizeMiB}M`, file]);
+  await execa('truncate', ['-s', String(sizeBytes), file]);
   const { stdout } = await execa('losetup', ['-f', '--show', file]);
   const device = stdout.trim();
   if (!/^\/dev\/loop\d+$/.test(device)) throw new Error(`losetup gave ${device}`);
+  let destroyed = false;
   return {
     device,
     file,
     async destroy() {
+      if (destroyed) return;
+      destroyed = true;
       await execa('losetup', ['-d', device], { reject: false });
       rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Loop disks a test file makes as it goes, all destroyed by cleanup() (call it in afterEach/afterAll). */
+export function loopDiskPool() {
+  const disks: LoopDisk[] = [];
+  return {
+    async disk(sizeBytes: number): Promise<LoopDisk> {
+      const d = await createLoopDiskBytes(sizeBytes);
+      disks.push(d);
+      return d;
+    },
+    async cleanup(): Promise<void> {
+      while (disks.length) await disks.pop()!.destroy();
     },
   };
 }

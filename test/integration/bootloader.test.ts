@@ -10,18 +10,14 @@ import { withPartitionDevice } from '../../src/system/partitions/device.ts';
 import { probeFilesystemAt } from '../../src/system/partitions/probe.ts';
 import { readPartitionTable, type PartitionEntry } from '../../src/system/partitions/table.ts';
 import { withMount } from '../../src/system/mounts.ts';
-import { createLoopDisk, type LoopDisk } from '../helpers/configdrive.ts';
+import { loopDiskPool, type LoopDisk } from '../helpers/loop-disk.ts';
 
 const MiB = 1024 * 1024;
-const disks: LoopDisk[] = [];
+const pool = loopDiskPool();
 afterEach(async () => {
-  while (disks.length) await disks.pop()!.destroy();
+  await pool.cleanup();
 });
-async function loopDisk(size: number): Promise<LoopDisk> {
-  const d = await createLoopDisk(size);
-  disks.push(d);
-  return d;
-}
+const loopDisk = (size: number): Promise<LoopDisk> => pool.disk(size);
 /** Not a ramdisk: NVRAM must stay untouched, disk writes to the loop disk are allowed. */
 const guardFor = (dev: string) => new Guard({ inRamdisk: false, allowedDevices: [dev], allowPowerActions: false });
 const utf16 = (s: string) => Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from(s, 'utf16le')]);

@@ -5,22 +5,19 @@ import { Guard, SafetyError } from '../../src/system/safety.ts';
 import { writeConfigDrive, ConfigDriveError } from '../../src/system/configdrive.ts';
 import { readPartitionTable } from '../../src/system/partitions/table.ts';
 import { probeFilesystemAt } from '../../src/system/partitions/probe.ts';
-import { buildEncodedConfigDrive, createLoopDisk, readFileInRange, type LoopDisk } from '../helpers/configdrive.ts';
+import { buildEncodedConfigDrive, readFileInRange } from '../helpers/configdrive.ts';
+import { loopDiskPool, type LoopDisk } from '../helpers/loop-disk.ts';
 
 const MiB = 1024 * 1024;
-const disks: LoopDisk[] = [];
+const pool = loopDiskPool();
 afterEach(async () => {
-  while (disks.length) await disks.pop()!.destroy();
+  await pool.cleanup();
 });
 afterAll(async () => {
-  while (disks.length) await disks.pop()!.destroy();
+  await pool.cleanup();
 });
 
-async function loopDisk(size: number): Promise<LoopDisk> {
-  const d = await createLoopDisk(size);
-  disks.push(d);
-  return d;
-}
+const loopDisk = (size: number): Promise<LoopDisk> => pool.disk(size);
 const guardFor = (dev: string) => new Guard({ inRamdisk: false, allowedDevices: [dev], allowPowerActions: false });
 
 const meta = { uuid: '2c1e3b0a-1111-4222-8333-444455556666', hostname: 'node-1', name: 'node-1' };

@@ -6,18 +6,15 @@ import { getPartitionUuids } from '../../src/system/partitions/uuids.ts';
 import { probeFilesystemAt } from '../../src/system/partitions/probe.ts';
 import { withPartitionDevice } from '../../src/system/partitions/device.ts';
 import { readPartitionTable } from '../../src/system/partitions/table.ts';
-import { buildEncodedConfigDrive, createLoopDisk, readFileInRange, type LoopDisk } from '../helpers/configdrive.ts';
+import { buildEncodedConfigDrive, readFileInRange } from '../helpers/configdrive.ts';
+import { loopDiskPool, type LoopDisk } from '../helpers/loop-disk.ts';
 
 const MiB = 1024 * 1024;
-const disks: LoopDisk[] = [];
+const pool = loopDiskPool();
 afterEach(async () => {
-  while (disks.length) await disks.pop()!.destroy();
+  await pool.cleanup();
 });
-async function loopDisk(size: number): Promise<LoopDisk> {
-  const d = await createLoopDisk(size);
-  disks.push(d);
-  return d;
-}
+const loopDisk = (size: number): Promise<LoopDisk> => pool.disk(size);
 const guardFor = (dev: string) => new Guard({ inRamdisk: false, allowedDevices: [dev], allowPowerActions: false });
 
 interface SfdiskPart { node: string; start: number; size: number; type: string; bootable?: boolean }
