@@ -101,8 +101,9 @@ function diskArgs(disks: DiskSpec[], files: string[]): string[] {
 }
 
 export async function startVm(opts: VmOptions = {}): Promise<Vm> {
-  const kernel = opts.kernel ?? DEFAULT_KERNEL;
-  const initrd = opts.initrd ?? DEFAULT_INITRD;
+  // E2E_KERNEL / E2E_INITRD boot another build (e.g. a quick zstd-fast one).
+  const kernel = opts.kernel ?? process.env['E2E_KERNEL'] ?? DEFAULT_KERNEL;
+  const initrd = opts.initrd ?? process.env['E2E_INITRD'] ?? DEFAULT_INITRD;
   for (const f of [kernel, initrd]) {
     if (!existsSync(f)) throw new Error(`${f} is missing: run \`make kernel ramdisk\` first`);
   }
