@@ -4,7 +4,7 @@
 SHELL := /bin/bash
 VITEST := npx vitest run
 
-.PHONY: all deps typecheck docs test test-unit test-integration e2e bench demo clean
+.PHONY: all deps typecheck docs test test-unit test-integration e2e bench demo guest-image clean
 
 all: binary
 
@@ -27,10 +27,21 @@ test-unit: deps
 test-integration: deps
 	$(VITEST) --no-file-parallelism test/integration
 
-e2e: deps ramdisk
+e2e: deps ramdisk guest-image
 	$(VITEST) --no-file-parallelism test/e2e
 
 test: typecheck test-unit test-integration e2e
+
+# The tenant OS the demo deploys (Debian 12 minbase + kernel; debootstrap tree
+# cached under /var/cache/metal-agent, so a rebuild after an input change is quick).
+guest-image: $(BUILD)/guest.raw
+$(BUILD)/guest.raw: lab/guest-image/build.sh lab/guest-image/metal-guest-init | deps
+	lab/guest-image/build.sh $@
+
+# The whole life of a node through a real Ironic in qemu (scripts/demo.ts);
+# KEEP=1 leaves the lab running until Ctrl-C.
+demo: deps ramdisk guest-image
+	npx tsx scripts/demo.ts $(if $(KEEP),--keep)
 
 bench: deps
 	npx tsx bench/image-write.ts

@@ -10,6 +10,8 @@ pkgs=(
   hdparm nvme-cli dmidecode kexec-tools efibootmgr
   # network labs (namespaces, SLAAC)
   iproute2 radvd
+  # the demo's guest image (lab/guest-image/build.sh)
+  debootstrap
   # Ironic 21.4 and its CLI (the real conductor the integration tests drive)
   python3-ironic python3-ironicclient
   # tooling
