@@ -43,6 +43,10 @@ export interface VmOptions {
   kernelArgs?: string[];
   /** 'tcg' by default: the product must work on machines without KVM. */
   accel?: 'tcg' | 'kvm';
+  /** true (default): a guest reboot ends qemu, which a test sees as exit. */
+  noReboot?: boolean;
+  /** Anything else for qemu (UEFI firmware, more NICs, -boot order...). */
+  extraQemuArgs?: string[];
 }
 
 export interface Vm {
@@ -148,8 +152,9 @@ export async function startVm(opts: VmOptions = {}): Promise<Vm> {
       '-netdev', `tap,id=n0,ifname=${tap},script=no,downscript=no`,
       '-device', `virtio-net-pci,netdev=n0,mac=${mac}`,
       '-device', 'virtio-rng-pci', // entropy for TLS keys without waiting
-      '-no-reboot', // a reboot ends the run: a test sees it as qemu exiting
+      ...(opts.noReboot === false ? [] : ['-no-reboot']),
       ...diskArgs(disks, diskFiles),
+      ...(opts.extraQemuArgs ?? []),
     ];
     const started = Date.now();
     qemu = network.ns.spawn('qemu-system-x86_64', args);
