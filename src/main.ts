@@ -6,6 +6,12 @@ import { log } from './log.ts';
 import { TOOLS } from './system/tools.ts';
 
 // Entry point: `metal-agent [flags]` runs the agent; subcommands print facts.
+// `metal-agent tools | head` closes the pipe early: that is not a failure.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code === 'EPIPE') process.exit(0);
+  throw err;
+});
+
 async function main(argv: string[]): Promise<number> {
   if (argv.includes('--help') || argv.includes('-h')) {
     process.stdout.write(helpText() + '\n');

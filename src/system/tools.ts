@@ -7,7 +7,7 @@ export const TOOLS = {
   wipefs: { pkg: 'util-linux', why: 'erase filesystem/RAID signatures' },
   blkdiscard: { pkg: 'util-linux', why: 'discard/zero whole devices' },
   blockdev: { pkg: 'util-linux', why: 'device sizes, re-read partition tables' },
-  losetup: { pkg: 'util-linux', why: 'offset loop devices for partitions on loop disks' },
+  losetup: { pkg: 'mount', why: 'offset loop devices for partitions on loop disks' },
   sfdisk: { pkg: 'fdisk', why: 'MBR partition tables' },
   mount: { pkg: 'mount', why: 'mount deployed filesystems' },
   umount: { pkg: 'mount', why: 'unmount' },
