@@ -132,9 +132,11 @@ export async function executeHandoff(prepared: PreparedHandoff, deps: ExecuteDep
     await resetNetworking().catch((err: unknown) => log.warn({ err: String(err) }, 'network reset before kexec failed (continuing)'));
   }
   await run('sync', []);
+  // Not unref'd: with the API closed and heartbeats stopped this timer is all
+  // that keeps the process alive; unref'd, node exits before kexec -e runs.
   setTimeout(() => {
     prepared.kexec(['-e']).catch((err: unknown) => log.error({ err: String(err) }, 'kexec -e failed: the agent has stopped serving; power-cycle the node'));
-  }, GRACE_MS).unref();
+  }, GRACE_MS);
   return { ...plan, message: `kexec -e in ${GRACE_MS} ms into ${plan.kernel.path}` };
 }
 
