@@ -27,8 +27,10 @@ test-unit: deps
 test-integration: deps
 	$(VITEST) --no-file-parallelism test/integration
 
+# The demo's flow (test/e2e/demo.test.ts) runs last: it is the whole story.
 e2e: deps ramdisk guest-image
-	$(VITEST) --no-file-parallelism test/e2e
+	$(VITEST) --no-file-parallelism test/e2e --exclude test/e2e/demo.test.ts
+	$(VITEST) test/e2e/demo.test.ts
 
 test: typecheck test-unit test-integration e2e
 
