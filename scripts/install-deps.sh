@@ -7,7 +7,11 @@ cd "$(dirname "$0")/.."
 pkgs=(
   # block devices and images
   util-linux fdisk gdisk parted udev dosfstools e2fsprogs qemu-utils qemu-block-extra zstd xz-utils
-  hdparm nvme-cli dmidecode kexec-tools efibootmgr
+  hdparm nvme-cli dmidecode kexec-tools efibootmgr mount
+  # config drives and ESPs read and written without mounting; ephemeral filesystems
+  mtools genisoimage xfsprogs
+  # test fixtures: a busybox chroot for boot-loader tests, udhcpd for VM networks
+  busybox-static
   # network labs (namespaces, SLAAC)
   iproute2 radvd
   # the demo's guest image (lab/guest-image/build.sh)
