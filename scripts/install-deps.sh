@@ -14,8 +14,8 @@ pkgs=(
   busybox-static
   # network labs (namespaces, SLAAC)
   iproute2 radvd
-  # the demo's guest image (lab/guest-image/build.sh)
-  debootstrap
+  # the demo's guest image (lab/guest-image/build.sh); socat for its guest shell (make demo KEEP=1)
+  debootstrap socat
   # Ironic 21.4 and its CLI (the real conductor the integration tests drive)
   python3-ironic python3-ironicclient
   # tooling
