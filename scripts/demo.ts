@@ -273,6 +273,8 @@ async function main(): Promise<number> {
         const m = re.exec(text);
         if (m) return { hostname: m[1]!, cmdline: m[2]!.trim(), line: m[0] };
         if (!vm!.alive()) throw new Error(`the VM ended (a reset with -no-reboot, or a power-off); serial:\n${text.slice(-3000)}`);
+        // The ramdisk's init restarts an agent that exited: the handoff did not happen.
+        if (/starting metal-agent \(run \d+\)/.test(text)) throw new Error(`the agent exited and was restarted instead of kexec'ing; serial:\n${text.slice(-3000)}`);
         if (Date.now() > deadline) throw new Error(`no guest console line; serial:\n${text.slice(-3000)}`);
         const kexec = /kexec[^\r\n]*/i.exec(text)?.[0];
         const linux = /Linux version (\S+)/.exec(text)?.[1];
