@@ -209,6 +209,7 @@ async function main(): Promise<number> {
         network: net,
         mac: MAC,
         memoryMiB: Number(opt.memory),
+        noReboot: true, // a reset (instead of a kexec) ends qemu, and the demo sees it
         disks: [{ sizeMiB: 8192, bus: 'virtio', serial: 'DEMO-DISK-0' }], // sparse; the agent wants >= 4 GiB (IPA's rule),
         kernelArgs: [`ipa-api-url=${apiArg}`, 'ipa-kexec=1', `BOOTIF=01-${MAC.replace(/:/g, '-')}`],
       });
