@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs';
-import { connect } from 'node:tls';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startAgent, type AgentProcess } from '../helpers/agent-process.ts';
+import { pemBody, servedCertificate } from '../helpers/deployed-disk.ts';
 import { startIronic, type Ironic } from '../helpers/ironic.ts';
 import { createLoopDisk, giveDiskAPartition, metadataLeft, type LoopDisk } from '../helpers/loop-disk.ts';
 
@@ -11,19 +11,6 @@ import { createLoopDisk, giveDiskAPartition, metadataLeft, type LoopDisk } from 
 // disks come out with no partition table or signature left.
 
 const MAC = '52:54:00:a0:00:01';
-
-function servedCertificate(port: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const sock = connect({ host: '127.0.0.1', port, rejectUnauthorized: false }, () => {
-      const der = sock.getPeerCertificate().raw;
-      sock.end();
-      resolve(der.toString('base64'));
-    });
-    sock.once('error', reject);
-  });
-}
-
-const pemBody = (pem: string) => pem.replace(/-----[A-Z ]+-----/g, '').replace(/\s+/g, '');
 
 describe('automated cleaning through a real Ironic', () => {
   let ironic: Ironic;

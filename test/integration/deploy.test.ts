@@ -1,10 +1,10 @@
-import { mkdtempSync, openSync, readSync, closeSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startAgent, type AgentProcess } from '../helpers/agent-process.ts';
-import { readFileInRange } from '../helpers/configdrive.ts';
+import { configDriveHostname, expectDiskHoldsImage } from '../helpers/deployed-disk.ts';
 import { startImageServer, type ImageServer } from '../helpers/http-image-server.ts';
 import { compress, makeRawImage, sha256File, toQcow2 } from '../helpers/images.ts';
 import { startIronic, type Ironic } from '../helpers/ironic.ts';
@@ -16,34 +16,6 @@ import { createLoopDisk, type LoopDisk } from '../helpers/loop-disk.ts';
 
 const MAC = '52:54:00:a0:00:02';
 const IMAGE_MIB = 24;
-
-function readRange(path: string, offset: number, length: number): Buffer {
-  const fd = openSync(path, 'r');
-  try {
-    const buf = Buffer.alloc(length);
-    readSync(fd, buf, 0, length, offset);
-    return buf;
-  } finally {
-    closeSync(fd);
-  }
-}
-
-/** The disk matches the image everywhere except the MBR's partition table, where the config drive was added. */
-function expectDiskHoldsImage(disk: string, image: string) {
-  const size = statSync(image).size;
-  const onDisk = readRange(disk, 0, size);
-  const want = readRange(image, 0, size);
-  expect(onDisk.subarray(0, 446).equals(want.subarray(0, 446))).toBe(true);
-  expect(onDisk.subarray(512).equals(want.subarray(512))).toBe(true);
-}
-
-async function configDriveHostname(disk: string): Promise<string> {
-  const { stdout } = await execa('sfdisk', ['-J', disk]);
-  const table = JSON.parse(stdout).partitiontable;
-  const cd = table.partitions[table.partitions.length - 1];
-  const meta = await readFileInRange(disk, cd.start * 512, cd.size * 512, 'openstack/latest/meta_data.json');
-  return JSON.parse(meta).hostname;
-}
 
 describe('direct deploy through a real Ironic', () => {
   let ironic: Ironic;

@@ -1,6 +1,5 @@
 import { createHash } from 'node:crypto';
-import { closeSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, rmSync, statSync } from 'node:fs';
-import { connect } from 'node:tls';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -8,7 +7,7 @@ import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AGENT_VERSION } from '../../src/version.ts';
 import { startAgent, type AgentProcess } from '../helpers/agent-process.ts';
-import { readFileInRange } from '../helpers/configdrive.ts';
+import { configDriveHostname, expectDiskHoldsImage, pemBody, servedCertificate } from '../helpers/deployed-disk.ts';
 import { startImageServer, type ImageServer } from '../helpers/http-image-server.ts';
 import { makeRawImage, sha256File } from '../helpers/images.ts';
 import { startIronic, type Ironic } from '../helpers/ironic.ts';
@@ -38,31 +37,9 @@ async function ironicRoot(): Promise<string> {
   return stdout.trim().split('\n').pop()!;
 }
 
-function readRange(path: string, offset: number, length: number): Buffer {
-  const fd = openSync(path, 'r');
-  try {
-    const buf = Buffer.alloc(length);
-    readSync(fd, buf, 0, length, offset);
-    return buf;
-  } finally {
-    closeSync(fd);
-  }
-}
-
 async function sha256Device(path: string): Promise<string> {
   const { stdout } = await execa('sha256sum', [path]);
   return stdout.split(/\s+/)[0]!;
-}
-
-function servedCertificate(port: number): Promise<string> {
-  return new Promise((res, rej) => {
-    const sock = connect({ host: '127.0.0.1', port, rejectUnauthorized: false }, () => {
-      const der = sock.getPeerCertificate().raw;
-      sock.end();
-      res(der.toString('base64'));
-    });
-    sock.once('error', rej);
-  });
 }
 
 /** Whether an agent started with `--listen-port PORT` still runs (read from /proc, nothing is signalled). */
@@ -79,7 +56,6 @@ function agentProcessAlive(port: number): boolean {
   return false;
 }
 
-const pemBody = (pem: string) => pem.replace(/-----[A-Z ]+-----/g, '').replace(/\s+/g, '');
 
 describe('Ironic 29.0 (2025.1) drives our agent: cleaning, deploy, service, lockdown', () => {
   let root: string;
@@ -224,16 +200,8 @@ describe('Ironic 29.0 (2025.1) drives our agent: cleaning, deploy, service, lock
     const node = await deploy(raw, ['image_os_hash_algo=sha256', `image_os_hash_value=${await sha256File(raw)}`], 'node-2025');
     expect(node.last_error ?? null, agent.output().slice(-3000)).toBeNull();
     expect(node.provision_state).toBe('active');
-    const size = statSync(raw).size;
-    const onDisk = readRange(disks[0]!.device, 0, size);
-    const want = readFileSync(raw);
-    expect(onDisk.subarray(0, 446).equals(want.subarray(0, 446))).toBe(true);
-    expect(onDisk.subarray(512).equals(want.subarray(512))).toBe(true);
-    const { stdout } = await execa('sfdisk', ['-J', disks[0]!.device]);
-    const table = JSON.parse(stdout).partitiontable;
-    const cd = table.partitions[table.partitions.length - 1];
-    const meta = await readFileInRange(disks[0]!.device, cd.start * 512, cd.size * 512, 'openstack/latest/meta_data.json');
-    expect(JSON.parse(meta).hostname).toBe('node-2025');
+    expectDiskHoldsImage(disks[0]!.device, raw);
+    expect(await configDriveHostname(disks[0]!.device)).toBe('node-2025');
   }, 320_000);
 
   it('service step on the active node: verify_root_device reads the deployed disk, leaves it untouched, node back to active', async () => {
