@@ -9,7 +9,7 @@
 // Network: a namespace with a bridge, SLAAC only (radvd, no DHCP server); the
 // ramdisk boots with `ipa-api-url=mdns ipa-kexec=1` and finds Ironic over mDNS.
 // Ironic runs there with mDNS and fast track on, plus a small conductor shim
-// (scripts/demo/ironic-agent-power-fix, see docs/demo.md) without which 21.4
+// (lab/ironic/agent-power-fix, see docs/demo.md) without which 21.4
 // cannot send standby.run_image at the end of a deploy.
 //
 //   npx tsx scripts/demo.ts [--keep] [--hostname NAME] [--result-json FILE]
@@ -44,7 +44,6 @@ const { values: opt } = parseArgs({
 const MAC = '52:54:00:de:00:01';
 const NODE = 'demo-node';
 const PORT = 6385;
-const SHIM = join(REPO_ROOT, 'scripts/demo/ironic-agent-power-fix');
 const tty = process.stdout.isTTY;
 
 // --- output ------------------------------------------------------------------
@@ -144,23 +143,17 @@ async function main(): Promise<number> {
       [imageUrl, imageSha] = await Promise.all([net.serveFile(resolve(opt.image)), sha256(opt.image)]);
       say(`   image ${imageUrl} sha256 ${imageSha.slice(0, 16)}…`);
       checkAbort();
-      const saved = process.env.PYTHONPATH;
-      process.env.PYTHONPATH = SHIM;
-      try {
-        ironic = await startIronic({
-          netns: net.ns.name,
-          hostIp: net.hostIp,
-          port: PORT,
-          mdns: true,
-          fastTrack: true,
-          heartbeatTimeoutSec: 30,
-          // A full-disk erase of the VM's disk under TCG would dominate the run; operators switch it off the same way.
-          extraConf: '[deploy]\nerase_devices_priority = 0\n',
-        });
-      } finally {
-        if (saved === undefined) delete process.env.PYTHONPATH;
-        else process.env.PYTHONPATH = saved;
-      }
+      ironic = await startIronic({
+        agentPowerFix: true,
+        netns: net.ns.name,
+        hostIp: net.hostIp,
+        port: PORT,
+        mdns: true,
+        fastTrack: true,
+        heartbeatTimeoutSec: 30,
+        // A full-disk erase of the VM's disk under TCG would dominate the run; operators switch it off the same way.
+        extraConf: '[deploy]\nerase_devices_priority = 0\n',
+      });
       say(`   Ironic API ${ironic.url} (state ${ironic.stateDir}), published over mDNS`);
     });
     const bm = async (args: string[]): Promise<string> => {

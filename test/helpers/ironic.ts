@@ -34,6 +34,12 @@ export interface IronicOptions {
   netns?: string;
   port?: number;
   mdns?: boolean;
+  /**
+   * Load lab/ironic/agent-power-fix (PYTHONPATH sitecustomize): Ironic 21.4 and
+   * 29.0 wipe agent_url before an agent-power reboot, so standby.run_image (our
+   * kexec) never reaches the agent. See that file.
+   */
+  agentPowerFix?: boolean;
 }
 
 export interface Ironic {
@@ -64,6 +70,7 @@ export async function startIronic(opts: IronicOptions = {}): Promise<Ironic> {
     IRONIC_MDNS: String(opts.mdns ?? false),
   };
   if (opts.chroot) env.IRONIC_CHROOT = opts.chroot;
+  if (opts.agentPowerFix) env.PYTHONPATH = join(LAB, 'agent-power-fix');
   if (opts.extraConf) {
     const f = join(stateDir, 'extra.conf');
     writeFileSync(f, opts.extraConf);

@@ -1,4 +1,5 @@
-import { readFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startAgent, type AgentProcess } from '../helpers/agent-process.ts';
@@ -8,7 +9,8 @@ import { createLoopDisk, giveDiskAPartition, metadataLeft, type LoopDisk } from 
 
 // Issue 2, shown end to end: a real Ironic 21.4 cleans a node whose agent is
 // ours, over HTTPS with the certificate the agent sent, and the two loop
-// disks come out with no partition table or signature left.
+// disks, full of random data before, come out as zeroes with no partition
+// table or signature left (erase_devices_metadata, then erase_devices).
 
 const MAC = '52:54:00:a0:00:01';
 
@@ -21,6 +23,8 @@ describe('automated cleaning through a real Ironic', () => {
 
   beforeAll(async () => {
     disks = [await createLoopDisk(64, 'clean-a'), await createLoopDisk(64, 'clean-b')];
+    // Random data everywhere, then a partition table and a filesystem on top.
+    for (const d of disks) writeFileSync(d.device, randomBytes(64 * 1024 * 1024));
     for (const d of disks) await giveDiskAPartition(d.device);
     for (const d of disks) expect(await metadataLeft(d.device)).not.toEqual([]);
     ironic = await startIronic();
@@ -34,7 +38,7 @@ describe('automated cleaning through a real Ironic', () => {
     for (const d of disks) await d.destroy();
   });
 
-  it('goes clean wait -> available, and both disks lose their metadata', async () => {
+  it('goes clean wait -> available; both disks lose their metadata and read back as zeroes', async () => {
     // Watch the node while it cleans: Ironic forgets agent_url and the
     // certificate when cleaning ends (no fast track).
     const deadline = Date.now() + 300_000;
@@ -53,6 +57,8 @@ describe('automated cleaning through a real Ironic', () => {
     expect(node.last_error ?? null, agent.output().slice(-2000)).toBeNull();
     expect(node.provision_state).toBe('available');
     for (const d of disks) expect(await metadataLeft(d.device)).toEqual([]);
+    // erase_devices (priority 10) with Ironic's defaults (1 random pass, zeroize): every byte is zero.
+    for (const d of disks) expect(readFileSync(d.device).every((b) => b === 0), d.device).toBe(true);
     expect(agent.output()).toMatch(/"command":"clean.execute_clean_step".*"status":"SUCCEEDED"/);
   }, 320_000);
 

@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -24,53 +24,10 @@ import { createLoopDisk, type LoopDisk } from '../helpers/loop-disk.ts';
 // token (wipe_internal_info_on_power_off) before AgentPower.reboot sends
 // standby.run_image, which then fails with "Agent driver requires agent_url".
 // The first block pins that with the unmodified conductor; the second runs
-// the same 21.4 with REBOOT_SHIM below, which keeps URL, token and CA for
+// the same 21.4 with lab/ironic/agent-power-fix, which keeps URL, token and CA for
 // agent-power nodes until AgentPower.reboot has sent run_image (it wipes URL
 // and token itself right after), i.e. what a conductor fix would do.
 
-const REBOOT_SHIM = `# metal-agent test shim (fast-track-kexec.test.ts): see the comment there.
-# Patches ironic.conductor.utils when Ironic imports it (importing it here, before
-# eventlet's monkey patching, would break ssl).
-import importlib.abc
-import importlib.util
-import sys
-
-_KEEP = ('agent_url', 'agent_secret_token', 'agent_verify_ca')
-
-
-def _patch(mod):
-    orig = mod.wipe_internal_info_on_power_off
-
-    def wipe(node):
-        kept = {k: node.driver_internal_info.get(k) for k in _KEEP} if node.power_interface == 'agent' else {}
-        orig(node)
-        for k, v in kept.items():
-            if v is not None:
-                node.set_driver_internal_info(k, v)
-
-    mod.wipe_internal_info_on_power_off = wipe
-
-
-class _Hook(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path, target=None):
-        if name != 'ironic.conductor.utils':
-            return None
-        sys.meta_path.remove(self)
-        spec = importlib.util.find_spec(name)
-        if spec is None or spec.loader is None:
-            return spec
-        exec_module = spec.loader.exec_module
-
-        def patched(module):
-            exec_module(module)
-            _patch(module)
-
-        spec.loader.exec_module = patched
-        return spec
-
-
-sys.meta_path.insert(0, _Hook())
-`;
 
 const insecure = new UndiciAgent({ connect: { rejectUnauthorized: false } });
 
@@ -172,19 +129,7 @@ afterAll(async () => {
 function ironicWithNodes(opts: { shim: boolean }) {
   const ctx = { ironic: undefined as unknown as Ironic, nodes: [] as FastTrackNode[] };
   beforeAll(async () => {
-    const saved = process.env.PYTHONPATH;
-    if (opts.shim) {
-      const dir = join(scratch, 'shim');
-      mkdirSync(dir, { recursive: true });
-      writeFileSync(join(dir, 'sitecustomize.py'), REBOOT_SHIM);
-      process.env.PYTHONPATH = dir;
-    }
-    try {
-      ctx.ironic = await startIronic({ fastTrack: true, heartbeatTimeoutSec: 10 });
-    } finally {
-      if (saved === undefined) delete process.env.PYTHONPATH;
-      else process.env.PYTHONPATH = saved;
-    }
+    ctx.ironic = await startIronic({ fastTrack: true, heartbeatTimeoutSec: 10, agentPowerFix: opts.shim });
   }, 120_000);
   afterAll(async () => {
     for (const n of ctx.nodes) await n.agent.stop().catch(() => undefined);
@@ -226,7 +171,7 @@ describe('fast track through Ironic 21.4 as shipped', () => {
   }, 900_000);
 });
 
-describe('fast track through Ironic 21.4 with the agent-power reboot fixed (REBOOT_SHIM)', () => {
+describe('fast track through Ironic 21.4 with the agent-power reboot fixed (lab/ironic/agent-power-fix)', () => {
   const ctx = ironicWithNodes({ shim: true });
 
   it('kexec flag on: deploy to active with zero reboots; run_image answered by the kexec dry run naming the deployed kernel', async () => {

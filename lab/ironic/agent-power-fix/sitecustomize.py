@@ -5,7 +5,7 @@
 # (wipe_internal_info_on_power_off) and the end-of-deploy run_image fails with
 # "Agent driver requires agent_url in driver_internal_info" (21.4 and 29.0
 # alike; pinned by test/integration/fast-track-kexec.test.ts). Same change as
-# that test's REBOOT_SHIM: the shape of a conductor fix, not agent behaviour.
+# that test's the same fix: the shape of a conductor fix, not agent behaviour.
 #
 # Applied lazily, when Ironic itself imports ironic.conductor.utils: importing
 # Ironic here, before ironic.cmd monkey-patches with eventlet, would load ssl
