@@ -174,24 +174,3 @@ export async function startRadvd(ns: Netns, ifname: string, prefix: string): Pro
   return { confDir };
 }
 
-export interface IronicHandle {
-  stateDir: string;
-  stop(): Promise<void>;
-}
-
-/** Real Ironic (lab/ironic/start.sh) inside the namespace; stop() runs stop.sh. */
-export async function startIronic(ns: Netns, env: Record<string, string>, port = 6385): Promise<IronicHandle> {
-  const stateDir = await mkdtemp(join(tmpdir(), 'mai-ironic-'));
-  const r = await ns.exec('env', [...Object.entries(env).map(([k, v]) => `${k}=${v}`), join(REPO_ROOT, 'lab/ironic/start.sh'), stateDir, String(port)], {
-    timeoutMs: 180_000,
-  });
-  const stop = async () => {
-    await execa(join(REPO_ROOT, 'lab/ironic/stop.sh'), [stateDir], { reject: false });
-    await rm(stateDir, { recursive: true, force: true });
-  };
-  if (r.exitCode !== 0) {
-    await stop();
-    throw new Error(`Ironic did not start in ${ns.name}: ${r.stderr || r.stdout}`);
-  }
-  return { stateDir, stop };
-}

@@ -1,17 +1,13 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   REPO_ROOT,
   createNetns,
   destroyNetns,
   linkVeth,
-  startIronic,
   startRadvd,
-  type IronicHandle,
   type Netns,
 } from '../helpers/netns.ts';
+import { startIronic, type Ironic } from '../helpers/ironic.ts';
 
 // DHCP-less discovery against a real Ironic 21.4 that publishes itself with
 // python zeroconf ([conductor]enable_mdns) inside a "conductor" namespace; the
@@ -53,7 +49,7 @@ async function runNode(node: Netns, opts: { linkLocalGraceMs: number; discoverMs
 describe('mDNS discovery of a real Ironic over SLAAC IPv6', () => {
   let conductor: Netns | undefined;
   let node: Netns | undefined;
-  let ironic: IronicHandle | undefined;
+  let ironic: Ironic | undefined;
 
   beforeAll(async () => {
     conductor = await createNetns('mdc6');
@@ -61,7 +57,7 @@ describe('mDNS discovery of a real Ironic over SLAAC IPv6', () => {
     await linkVeth(conductor, 'eth0', node, 'eth0');
     await conductor.ip(['addr', 'add', 'fd00:250::1/64', 'dev', 'eth0', 'nodad']);
     await startRadvd(conductor, 'eth0', 'fd00:250::/64');
-    ironic = await startIronic(conductor, { IRONIC_HOST_IP: 'fd00:250::1', IRONIC_MDNS: 'true' });
+    ironic = await startIronic({ netns: conductor.name, hostIp: 'fd00:250::1', port: 6385, mdns: true });
   }, 240_000);
 
   afterAll(async () => {
@@ -85,7 +81,7 @@ describe('mDNS discovery of a real Ironic over SLAAC IPv6', () => {
 describe('mDNS discovery of a real Ironic over IPv4 only', () => {
   let conductor: Netns | undefined;
   let node: Netns | undefined;
-  let ironic: IronicHandle | undefined;
+  let ironic: Ironic | undefined;
 
   beforeAll(async () => {
     conductor = await createNetns('mdc4');
@@ -97,7 +93,7 @@ describe('mDNS discovery of a real Ironic over IPv4 only', () => {
     await conductor.ip(['addr', 'add', '10.250.4.1/24', 'dev', 'eth0']);
     await conductor.ip(['link', 'set', 'eth0', 'up']);
     await node.ip(['addr', 'add', '10.250.4.10/24', 'dev', 'eth0']);
-    ironic = await startIronic(conductor, { IRONIC_HOST_IP: '10.250.4.1', IRONIC_MDNS: 'true' });
+    ironic = await startIronic({ netns: conductor.name, hostIp: '10.250.4.1', port: 6385, mdns: true });
   }, 240_000);
 
   afterAll(async () => {
@@ -117,8 +113,7 @@ describe('mDNS discovery of a real Ironic over IPv4 only', () => {
 describe('mDNS discovery of a real Ironic on an IPv6 link-local address only', () => {
   let conductor: Netns | undefined;
   let node: Netns | undefined;
-  let ironic: IronicHandle | undefined;
-  let confDir: string | undefined;
+  let ironic: Ironic | undefined;
 
   beforeAll(async () => {
     conductor = await createNetns('mdcl');
@@ -128,16 +123,18 @@ describe('mDNS discovery of a real Ironic on an IPv6 link-local address only', (
     await conductor.ip(['addr', 'add', 'fe80::1/64', 'dev', 'eth0', 'nodad']);
     // Ironic listens everywhere; what it publishes comes from the endpoint URL,
     // so point that at its link-local address (zeroconf then sends AAAA fe80::1).
-    confDir = await mkdtemp(join(tmpdir(), 'mai-ironic-extra-'));
-    const extra = join(confDir, 'extra.conf');
-    await writeFile(extra, '[service_catalog]\nendpoint_override = http://[fe80::1]:6385\n');
-    ironic = await startIronic(conductor, { IRONIC_HOST_IP: '::', IRONIC_MDNS: 'true', IRONIC_EXTRA_CONF: extra });
+    ironic = await startIronic({
+      netns: conductor.name,
+      hostIp: '::',
+      port: 6385,
+      mdns: true,
+      extraConf: '[service_catalog]\nendpoint_override = http://[fe80::1]:6385\n',
+    });
   }, 240_000);
 
   afterAll(async () => {
     await ironic?.stop();
     await destroyNetns(node, conductor);
-    if (confDir) await rm(confDir, { recursive: true, force: true });
   });
 
   it('keeps the interface scope in the URL and the URL works', async () => {

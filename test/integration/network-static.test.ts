@@ -2,7 +2,8 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { REPO_ROOT, createNetns, destroyNetns, linkVeth, macOf, startIronic, type IronicHandle, type Netns } from '../helpers/netns.ts';
+import { startIronic, type Ironic } from '../helpers/ironic.ts';
+import { REPO_ROOT, createNetns, destroyNetns, linkVeth, macOf, type Netns } from '../helpers/netns.ts';
 
 // Virtual-media style DHCP-less boot: no router advertisements, no DHCP, only
 // network_data.json (as Ironic puts it on the boot ISO at
@@ -12,7 +13,7 @@ import { REPO_ROOT, createNetns, destroyNetns, linkVeth, macOf, startIronic, typ
 describe('network_data.json static addressing, then Ironic', () => {
   let conductor: Netns | undefined;
   let node: Netns | undefined;
-  let ironic: IronicHandle | undefined;
+  let ironic: Ironic | undefined;
   let work: string | undefined;
 
   beforeAll(async () => {
@@ -24,7 +25,7 @@ describe('network_data.json static addressing, then Ironic', () => {
     await conductor.ip(['addr', 'add', '10.250.5.1/24', 'dev', 'eth0']);
     // Nothing may configure the node behind our back: no RA processing at all.
     await node.sysctl('net/ipv6/conf/eth0/accept_ra', '0');
-    ironic = await startIronic(conductor, { IRONIC_HOST_IP: 'fd00:252::1', IRONIC_MDNS: 'true' });
+    ironic = await startIronic({ netns: conductor.name, hostIp: 'fd00:252::1', port: 6385, mdns: true });
     work = await mkdtemp(join(tmpdir(), 'mai-netdata-'));
   }, 240_000);
 
