@@ -42,7 +42,8 @@ import { peek, tap, through } from './stream-utils.ts';
 // first write (format, permitted list, declared size, unreachable URL, and a
 // qcow2 whose staged copy fails its checksum) leave the disk as it was.
 
-export interface WriteImageRequest {
+/** Download settings (proxies, retries, timeouts, TLS, auth, abort) are the source's own. */
+export interface WriteImageRequest extends Omit<SourceOptions, 'readChunkBytes'> {
   urls: string[];
   /** What the served bytes must hash to; a URL value names a checksums file. Without it sha256 is computed and reported. */
   checksum?: ExpectedChecksum;
@@ -54,16 +55,7 @@ export interface WriteImageRequest {
   permittedFormats?: string[];
   /** False = [conductor]disable_deep_image_inspection: trust diskFormat. */
   deepInspection: boolean;
-  proxies?: { http?: string; https?: string };
-  noProxy?: string;
-  retries: number;
-  retryIntervalSec: number;
-  timeoutSec: number;
-  insecure?: boolean;
-  ca?: string;
-  basicAuth?: { username: string; password: string };
   onProgress?: (p: Progress & { phase: 'download' | 'convert' }) => void;
-  signal?: AbortSignal;
   /** When given, asked before the device is opened. */
   guard?: Guard;
   /** Where to stage a qcow2 that does not fit beside itself on the device; default os.tmpdir(). */
