@@ -17,7 +17,13 @@ export const step: StepDescriptor = {
     const opts = eraseOptionsFromNode(ctx.node);
     const disks = await ctx.disks();
     ctx.log.info({ disks: disks.map((d) => d.name), opts }, 'erase_devices');
-    const results = await eraseDevices(disks, opts, ctx.guard, { onProgress: ctx.progress, signal: ctx.signal });
+    const results = await eraseDevices(disks, opts, ctx.guard, {
+      onProgress: ctx.progress,
+      signal: ctx.signal,
+      // Logged so an operator (and a test) can see how many disks were erased at once.
+      onStart: (device) => ctx.log.info({ device }, 'disk erase started'),
+      onEnd: (device, outcome) => ctx.log.info({ device, ok: !(outcome instanceof Error) }, 'disk erase finished'),
+    });
     ctx.progress(`erase_devices finished on ${disks.length} disk(s)`);
     // IPA answers {device: erase output}; ours names the method used.
     return Object.fromEntries(Object.entries(results).map(([k, v]) => [k, v.method]));

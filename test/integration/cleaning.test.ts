@@ -27,7 +27,7 @@ describe('automated cleaning through a real Ironic', () => {
     for (const d of disks) writeFileSync(d.device, randomBytes(64 * 1024 * 1024));
     for (const d of disks) await giveDiskAPartition(d.device);
     for (const d of disks) expect(await metadataLeft(d.device)).not.toEqual([]);
-    ironic = await startIronic();
+    ironic = await startIronic({ extraConf: '[deploy]\ndisk_erasure_concurrency = 1\n' });
     uuid = await ironic.enroll(MAC);
     agent = await startAgent({ apiUrl: ironic.url, mac: MAC, allowedDevices: disks.map((d) => d.device) });
   }, 180_000);
@@ -60,6 +60,14 @@ describe('automated cleaning through a real Ironic', () => {
     // erase_devices (priority 10) with Ironic's defaults (1 random pass, zeroize): every byte is zero.
     for (const d of disks) expect(readFileSync(d.device).every((b) => b === 0), d.device).toBe(true);
     expect(agent.output()).toMatch(/"command":"clean.execute_clean_step".*"status":"SUCCEEDED"/);
+    // Ironic passes [deploy]disk_erasure_concurrency (set to 1 here): never more disks at once.
+    let running = 0;
+    let most = 0;
+    for (const line of agent.output().split('\n')) {
+      if (line.includes('"msg":"disk erase started"')) most = Math.max(most, ++running);
+      if (line.includes('"msg":"disk erase finished"')) running--;
+    }
+    expect(most).toBe(1);
   }, 320_000);
 
   it('Ironic recorded our version and an https callback, and verified us with the certificate we sent', async () => {
