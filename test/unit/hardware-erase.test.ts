@@ -19,7 +19,8 @@ const disk = (name: string): BlockDevice => ({
   wwn_with_extension: null, wwn_vendor_extension: null, hctl: null, by_path: null,
 });
 
-const allowAll = new Guard({ inRamdisk: true, allowedDevices: [], allowPowerActions: false });
+// Names no machine has, allowed explicitly: every method is a recorder anyway.
+const allowAll = new Guard({ inRamdisk: false, allowedDevices: ['/dev/sdzz', '/dev/sdzy', '/dev/sdzb', '/dev/sdzc', '/dev/sdzq', '/dev/nvme99n1', '/dev/nvme98n1'], allowPowerActions: false });
 const defaults = eraseOptionsFromNode({ driver_internal_info: {} });
 
 function recorder(over: Partial<EraseMethods> = {}) {
@@ -66,49 +67,49 @@ describe('eraseOptionsFromNode', () => {
 describe('eraseBlockDevice decision list', () => {
   it('NVMe: secure erase and nothing else', async () => {
     const { calls, methods } = recorder();
-    expect(await eraseBlockDevice(disk('/dev/nvme0n1'), defaults, allowAll, { methods })).toEqual({ method: 'nvme-secure-erase' });
-    expect(calls).toEqual(['nvme /dev/nvme0n1']);
+    expect(await eraseBlockDevice(disk('/dev/nvme99n1'), defaults, allowAll, { methods })).toEqual({ method: 'nvme-secure-erase' });
+    expect(calls).toEqual(['nvme /dev/nvme99n1']);
   });
 
   it('NVMe with secure erase disabled: overwrite', async () => {
     const { calls, methods } = recorder();
-    await eraseBlockDevice(disk('/dev/nvme0n1'), { ...defaults, nvmeSecureErase: false }, allowAll, { methods });
-    expect(calls).toEqual(['overwrite /dev/nvme0n1 n=1 zero=true']);
+    await eraseBlockDevice(disk('/dev/nvme99n1'), { ...defaults, nvmeSecureErase: false }, allowAll, { methods });
+    expect(calls).toEqual(['overwrite /dev/nvme99n1 n=1 zero=true']);
   });
 
   it('ATA unsupported: overwrite with the configured passes', async () => {
     const { calls, methods } = recorder();
-    const r = await eraseBlockDevice(disk('/dev/sda'), { ...defaults, iterations: 2, zeroize: false }, allowAll, { methods });
+    const r = await eraseBlockDevice(disk('/dev/sdzz'), { ...defaults, iterations: 2, zeroize: false }, allowAll, { methods });
     expect(r.method).toBe('overwrite');
-    expect(calls).toEqual(['ata /dev/sda', 'overwrite /dev/sda n=2 zero=false']);
+    expect(calls).toEqual(['ata /dev/sdzz', 'overwrite /dev/sdzz n=2 zero=false']);
   });
 
   it('ATA supported: secure erase only', async () => {
     const { calls, methods } = recorder({ ata: async (d) => { calls.push(`ata ${d}`); return true; } });
-    expect((await eraseBlockDevice(disk('/dev/sda'), defaults, allowAll, { methods })).method).toBe('ata-secure-erase');
-    expect(calls).toEqual(['ata /dev/sda']);
+    expect((await eraseBlockDevice(disk('/dev/sdzz'), defaults, allowAll, { methods })).method).toBe('ata-secure-erase');
+    expect(calls).toEqual(['ata /dev/sdzz']);
   });
 
   it('failed secure erase fails the disk unless fallback is allowed', async () => {
     const failing = async () => { throw new BlockDeviceEraseError('frozen'); };
     const a = recorder({ ata: failing });
-    await expect(eraseBlockDevice(disk('/dev/sda'), defaults, allowAll, { methods: a.methods }))
+    await expect(eraseBlockDevice(disk('/dev/sdzz'), defaults, allowAll, { methods: a.methods }))
       .rejects.toThrow(/fallback to shred is not enabled: frozen/);
     expect(a.calls).toEqual([]);
     const b = recorder({ nvme: failing });
-    const r = await eraseBlockDevice(disk('/dev/nvme1n1'), { ...defaults, continueIfSecureEraseFailed: true }, allowAll, { methods: b.methods });
+    const r = await eraseBlockDevice(disk('/dev/nvme98n1'), { ...defaults, continueIfSecureEraseFailed: true }, allowAll, { methods: b.methods });
     expect(r.method).toBe('overwrite');
-    expect(b.calls).toEqual(['overwrite /dev/nvme1n1 n=1 zero=true']);
+    expect(b.calls).toEqual(['overwrite /dev/nvme98n1 n=1 zero=true']);
   });
 
   it('skips virtual media and RAID members; read-only per agent_erase_skip_read_only', async () => {
     const vm = recorder({ isVirtualMedia: () => true });
-    expect((await eraseBlockDevice(disk('/dev/sdb'), defaults, allowAll, { methods: vm.methods })).reason).toBe('virtual media');
+    expect((await eraseBlockDevice(disk('/dev/sdzb'), defaults, allowAll, { methods: vm.methods })).reason).toBe('virtual media');
     const raid = recorder({ isRaidMember: async () => true });
-    expect((await eraseBlockDevice(disk('/dev/sdb'), defaults, allowAll, { methods: raid.methods })).reason).toBe('RAID member');
+    expect((await eraseBlockDevice(disk('/dev/sdzb'), defaults, allowAll, { methods: raid.methods })).reason).toBe('RAID member');
     const ro = recorder({ isReadOnly: () => true });
-    await expect(eraseBlockDevice(disk('/dev/sdb'), defaults, allowAll, { methods: ro.methods })).rejects.toThrow(/read-only/);
-    expect((await eraseBlockDevice(disk('/dev/sdb'), { ...defaults, skipReadOnly: true }, allowAll, { methods: ro.methods })).method)
+    await expect(eraseBlockDevice(disk('/dev/sdzb'), defaults, allowAll, { methods: ro.methods })).rejects.toThrow(/read-only/);
+    expect((await eraseBlockDevice(disk('/dev/sdzb'), { ...defaults, skipReadOnly: true }, allowAll, { methods: ro.methods })).method)
       .toBe('skipped');
     expect([...vm.calls, ...raid.calls, ...ro.calls]).toEqual([]);
   });
@@ -116,7 +117,7 @@ describe('eraseBlockDevice decision list', () => {
   it('refuses a disk the guard does not allow before any method runs', async () => {
     const guard = new Guard({ inRamdisk: false, allowedDevices: ['/dev/loop-none'], allowPowerActions: false });
     const { calls, methods } = recorder();
-    await expect(eraseBlockDevice(disk('/dev/sdq'), defaults, guard, { methods })).rejects.toBeInstanceOf(SafetyError);
+    await expect(eraseBlockDevice(disk('/dev/sdzq'), defaults, guard, { methods })).rejects.toBeInstanceOf(SafetyError);
     expect(calls).toEqual([]);
   });
 });
@@ -140,9 +141,9 @@ describe('eraseDevices concurrency', () => {
   });
 
   it('attempts every disk and names each failure', async () => {
-    const { methods } = recorder({ overwrite: async (d) => { if (d === '/dev/sdb' || d === '/dev/sdc') throw new Error('io error'); } });
-    await expect(eraseDevices([disk('/dev/sda'), disk('/dev/sdb'), disk('/dev/sdc')], { ...defaults, concurrency: 2 }, allowAll, { methods }))
-      .rejects.toThrow(/Failed to erase 2 of 3 device\(s\): \/dev\/sdb: .*io error.*; \/dev\/sdc/);
+    const { methods } = recorder({ overwrite: async (d) => { if (d === '/dev/sdzb' || d === '/dev/sdzc') throw new Error('io error'); } });
+    await expect(eraseDevices([disk('/dev/sdzz'), disk('/dev/sdzb'), disk('/dev/sdzc')], { ...defaults, concurrency: 2 }, allowAll, { methods }))
+      .rejects.toThrow(/Failed to erase 2 of 3 device\(s\): \/dev\/sdzb: .*io error.*; \/dev\/sdzc/);
   });
 });
 
@@ -163,22 +164,22 @@ describe('eraseDevicesExpress', () => {
   }
 
   it('NVMe secure erase, metadata for the rest, skips read-only', async () => {
-    const { calls, methods } = express({ isReadOnly: (d) => d === '/dev/sdc' });
-    const r = await eraseDevicesExpress([disk('/dev/nvme0n1'), disk('/dev/sdb'), disk('/dev/sdc')], defaults, allowAll, { methods });
-    expect(r).toEqual({ '/dev/nvme0n1': 'nvme-secure-erase', '/dev/sdb': 'metadata', '/dev/sdc': 'skipped' });
-    expect(calls).toEqual(['nvme /dev/nvme0n1', 'metadata /dev/sdb']);
+    const { calls, methods } = express({ isReadOnly: (d) => d === '/dev/sdzc' });
+    const r = await eraseDevicesExpress([disk('/dev/nvme99n1'), disk('/dev/sdzb'), disk('/dev/sdzc')], defaults, allowAll, { methods });
+    expect(r).toEqual({ '/dev/nvme99n1': 'nvme-secure-erase', '/dev/sdzb': 'metadata', '/dev/sdzc': 'skipped' });
+    expect(calls).toEqual(['nvme /dev/nvme99n1', 'metadata /dev/sdzb']);
   });
 
   it('a failed NVMe erase still removes metadata, then fails the step', async () => {
     const { calls, methods } = express({ nvme: async () => { throw new BlockDeviceEraseError('format failed'); } });
-    await expect(eraseDevicesExpress([disk('/dev/nvme0n1')], defaults, allowAll, { methods })).rejects.toThrow(/format failed/);
-    expect(calls).toEqual(['metadata /dev/nvme0n1']);
+    await expect(eraseDevicesExpress([disk('/dev/nvme99n1')], defaults, allowAll, { methods })).rejects.toThrow(/format failed/);
+    expect(calls).toEqual(['metadata /dev/nvme99n1']);
   });
 });
 
 describe('ATA and NVMe parsing', () => {
   const hdparm = [
-    '/dev/sda:', '', 'ATA device, with non-removable media', 'Security: ',
+    '/dev/sdzz:', '', 'ATA device, with non-removable media', 'Security: ',
     '\tMaster password revision code = 65534', '\t\tsupported', '\tnot\tenabled', '\tnot\tlocked', '\t\tfrozen',
     '\tnot\texpired: security count', '\t\tsupported: enhanced erase', '\t2min for SECURITY ERASE UNIT. 2min for ENHANCED SECURITY ERASE UNIT.',
     'Logical Unit WWN Device Identifier: 5002538e40a1b2c3', '',
