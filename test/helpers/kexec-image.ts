@@ -27,12 +27,14 @@ export function pickKernel(scratch: string): KernelFile {
     if (name) return { path: join(dir, name), version: name.slice('vmlinuz-'.length), real: true };
   }
   const version = '6.1.0-99-fake';
+  const path = join(scratch, `vmlinuz-${version}`);
+  // One stand-in per scratch dir: every image a test builds carries the same kernel.
+  if (existsSync(path)) return { path, version, real: false };
   const blob = randomBytes(256 * 1024);
   blob.writeUInt16LE(0xaa55, 0x1fe);
   blob.write('HdrS', 0x202, 'latin1');
   blob.writeUInt16LE(0x3c0, 0x20e);
   blob.write(`${version} (test) #1 SMP\0`, 0x3c0 + 0x200, 'latin1');
-  const path = join(scratch, `vmlinuz-${version}`);
   writeFileSync(path, blob);
   return { path, version, real: false };
 }
