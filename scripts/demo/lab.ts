@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import type { ResultPromise } from 'execa';
 import { createNetns, destroyNetns, startRadvd, type Netns } from '../../test/helpers/netns.ts';
-import type { VmNetwork } from '../../test/e2e/qemu-network.ts';
+import { addTapToBridge, type VmNetwork } from '../../test/e2e/qemu-network.ts';
 
 // The demo's provisioning network: a namespace holding a bridge with an IPv6
 // ULA address and radvd announcing its /64 (SLAAC), and nothing else: no DHCP
@@ -39,13 +39,7 @@ export async function createSlaacNetwork(tag = 'demo'): Promise<SlaacNetwork> {
     bridge,
     hostIp,
     prefixLength: 64,
-    async addTap() {
-      const name = `tap${taps++}`;
-      await ns.ip(['tuntap', 'add', 'dev', name, 'mode', 'tap']);
-      await ns.ip(['link', 'set', name, 'master', bridge]);
-      await ns.ip(['link', 'set', name, 'up']);
-      return name;
-    },
+    addTap: () => addTapToBridge(ns, bridge, `tap${taps++}`),
     // No DHCP here: the VM's address comes from SLAAC; the agent reports it to Ironic.
     async reserve() {
       return '';

@@ -24,6 +24,14 @@ export interface VmNetwork {
 
 const SUBNET = '192.0.2';
 
+/** A tap on the namespace's bridge, up, for one VM NIC (qemu in the namespace opens it by name). */
+export async function addTapToBridge(ns: Netns, bridge: string, name: string): Promise<string> {
+  await ns.ip(['tuntap', 'add', 'dev', name, 'mode', 'tap']);
+  await ns.ip(['link', 'set', name, 'master', bridge]);
+  await ns.ip(['link', 'set', name, 'up']);
+  return name;
+}
+
 export async function createVmNetwork(tag = 'vm'): Promise<VmNetwork> {
   const ns = await createNetns(tag);
   const dir = await mkdtemp(join(tmpdir(), 'mai-vmnet-'));
@@ -71,13 +79,7 @@ export async function createVmNetwork(tag = 'vm'): Promise<VmNetwork> {
     bridge,
     hostIp,
     prefixLength: 24,
-    async addTap() {
-      const name = `tap${taps++}`;
-      await ns.ip(['tuntap', 'add', 'dev', name, 'mode', 'tap']);
-      await ns.ip(['link', 'set', name, 'master', bridge]);
-      await ns.ip(['link', 'set', name, 'up']);
-      return name;
-    },
+    addTap: () => addTapToBridge(ns, bridge, `tap${taps++}`),
     async reserve(mac: string) {
       const known = leases.get(mac);
       if (known) return known;

@@ -48,7 +48,16 @@ export interface Ironic {
   baremetal(args: string[]): Promise<string>;
   baremetalJson<T = any>(args: string[]): Promise<T>;
   node(uuid: string): Promise<Record<string, any>>;
-  waitForState(uuid: string, states: string[], timeoutSec: number): Promise<Record<string, any>>;
+  /**
+   * Polls the node until it reaches one of `states`. `onNode` sees every poll,
+   * for fields Ironic keeps only briefly (agent_url, the certificate, tokens).
+   */
+  waitForState(
+    uuid: string,
+    states: string[],
+    timeoutSec: number,
+    opts?: { everyMs?: number; onNode?: (node: Record<string, any>) => void | Promise<void> },
+  ): Promise<Record<string, any>>;
   /** Enrolls a node with a port; unless provide is false, starts automated cleaning. */
   enroll(
     mac: string,
@@ -108,13 +117,14 @@ export async function startIronic(opts: IronicOptions = {}): Promise<Ironic> {
     baremetal,
     baremetalJson,
     node,
-    async waitForState(uuid, states, timeoutSec) {
+    async waitForState(uuid, states, timeoutSec, opts = {}) {
       const deadline = Date.now() + timeoutSec * 1000;
       let last: Record<string, any> = {};
       while (Date.now() < deadline) {
         last = await node(uuid);
+        await opts.onNode?.(last);
         if (states.includes(last.provision_state)) return last;
-        await sleep(500);
+        await sleep(opts.everyMs ?? 500);
       }
       throw new Error(
         `node ${uuid} did not reach ${states.join('/')} in ${timeoutSec}s: state ${last.provision_state}, last_error ${last.last_error}`,

@@ -1,6 +1,5 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startAgent, type AgentProcess } from '../helpers/agent-process.ts';
 import { pemBody, servedCertificate } from '../helpers/deployed-disk.ts';
@@ -41,19 +40,17 @@ describe('automated cleaning through a real Ironic', () => {
   it('goes clean wait -> available; both disks lose their metadata and read back as zeroes', async () => {
     // Watch the node while it cleans: Ironic forgets agent_url and the
     // certificate when cleaning ends (no fast track).
-    const deadline = Date.now() + 300_000;
-    let node: Record<string, any> = {};
-    while (Date.now() < deadline) {
-      node = await ironic.node(uuid);
-      const dii = node.driver_internal_info ?? {};
-      if (dii.agent_url && !seen.agentUrl) {
-        seen.agentUrl = dii.agent_url;
-        seen.version = dii.agent_version;
-        seen.verifyCa = readFileSync(dii.agent_verify_ca, 'utf8');
-      }
-      if (['available', 'clean failed'].includes(node.provision_state)) break;
-      await sleep(100);
-    }
+    const node = await ironic.waitForState(uuid, ['available', 'clean failed'], 300, {
+      everyMs: 100,
+      onNode: (n) => {
+        const dii = n.driver_internal_info ?? {};
+        if (dii.agent_url && !seen.agentUrl) {
+          seen.agentUrl = dii.agent_url;
+          seen.version = dii.agent_version;
+          seen.verifyCa = readFileSync(dii.agent_verify_ca, 'utf8');
+        }
+      },
+    });
     expect(node.last_error ?? null, agent.output().slice(-2000)).toBeNull();
     expect(node.provision_state).toBe('available');
     for (const d of disks) expect(await metadataLeft(d.device)).toEqual([]);

@@ -78,10 +78,7 @@ describe('Ironic 29.0 (2025.1) drives our agent: cleaning, deploy, service, lock
 
   /** Polls the node (and its token) until it reaches one of `states`. */
   async function watch(states: string[], timeoutSec: number): Promise<Record<string, any>> {
-    const deadline = Date.now() + timeoutSec * 1000;
-    let node: Record<string, any> = {};
-    while (Date.now() < deadline) {
-      node = await ironic.node(uuid);
+    const onNode = async (node: Record<string, any>) => {
       const dii = node.driver_internal_info ?? {};
       if (dii.agent_url && !seen.agentUrl) {
         seen.agentUrl = dii.agent_url;
@@ -92,10 +89,12 @@ describe('Ironic 29.0 (2025.1) drives our agent: cleaning, deploy, service, lock
       }
       const token = await secretToken();
       if (token && !seen.tokens.includes(token)) seen.tokens.push(token);
-      if (states.includes(node.provision_state)) return node;
-      await sleep(250);
+    };
+    try {
+      return await ironic.waitForState(uuid, states, timeoutSec, { everyMs: 250, onNode });
+    } catch (err) {
+      throw new Error(`${(err as Error).message}\n${agent.output().slice(-3000)}`);
     }
-    throw new Error(`node did not reach ${states.join('/')} in ${timeoutSec}s: ${node.provision_state} ${node.last_error}\n${agent.output().slice(-3000)}`);
   }
 
   /** GET of the agent's command list over HTTPS, verified with the certificate Ironic holds. */

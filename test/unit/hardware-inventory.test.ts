@@ -33,6 +33,7 @@ describe("IPA's disk filter", () => {
     expect(isReportedDisk(row({ kname: 'loop999', type: 'loop' }), { includeLoop: true, ignoreEmpty: true })).toBe(false);
   });
   it("maps lsblk's JSON (new booleans and old strings) to IPA's fields", () => {
+    // A sample lsblk row mapped in memory: nothing opens /dev/sdz.
     const d = toBlockDevice(
       { kname: 'sdz', model: 'QEMU HARDDISK   ', size: '1073741824', rota: '1', type: 'disk', serial: 'QM0001', wwn: '0x5000', 'log-sec': 512, 'phy-sec': 4096, tran: 'sata', 'maj:min': null },
       new Map([['/dev/sdz', '/dev/disk/by-path/pci-0000:00:1f.2-ata-1']]),

@@ -17,6 +17,8 @@ import type { BlockDevice } from '../../src/hardware/types.ts';
 
 const GiB = 1024 ** 3;
 
+// Sample device records only: hints are parsed and matched in memory and no
+// function under test here opens a device, so these names are never touched.
 function disk(p: Partial<BlockDevice> & { name: string }): BlockDevice {
   return {
     model: '', size: 0, rotational: false, wwn: null, serial: null, vendor: null,
