@@ -30,15 +30,17 @@ test-integration: deps
 # The demo's flow (test/e2e/demo.test.ts) runs last: it is the whole story.
 e2e: deps ramdisk guest-image
 	$(VITEST) --no-file-parallelism test/e2e --exclude test/e2e/demo.test.ts
-	$(VITEST) test/e2e/demo.test.ts
+	@rm -f $(BUILD)/demo-failure.log
+	$(VITEST) test/e2e/demo.test.ts || { echo '--- the end of the failed demo run:'; cat $(BUILD)/demo-failure.log 2>/dev/null; exit 1; }
 
 test: typecheck test-unit test-integration e2e
 
-# The tenant OS the demo deploys (Debian 12 minbase + kernel; debootstrap tree
+# The tenant OS the demo and e2e tests deploy (Debian 12 minbase + kernel + GRUB; debootstrap tree
 # cached under /var/cache/metal-agent, so a rebuild after an input change is quick).
-guest-image: $(BUILD)/guest.raw
-$(BUILD)/guest.raw: lab/guest-image/build.sh lab/guest-image/metal-guest-init | deps
-	lab/guest-image/build.sh $@
+# guest.raw: whole disk (kexec demo); guest-root.img: the same root as a partition image.
+guest-image: $(BUILD)/guest.raw $(BUILD)/guest-root.img
+$(BUILD)/guest.raw $(BUILD)/guest-root.img &: lab/guest-image/build.sh lab/guest-image/metal-guest-init | deps
+	lab/guest-image/build.sh $(BUILD)/guest.raw $(BUILD)/guest-root.img
 
 # The whole life of a node through a real Ironic in qemu (scripts/demo.ts);
 # KEEP=1 leaves the lab running until Ctrl-C.

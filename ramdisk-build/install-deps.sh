@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # mount and fdisk ship losetup, mount, umount, sfdisk (tools.ts says util-linux).
-build_pkgs=(mount fdisk busybox-static cpio kmod squashfs-tools zstd xz-utils binutils apt dpkg iproute2 qemu-system-x86 curl)
+build_pkgs=(mount fdisk busybox-static cpio kmod squashfs-tools zstd xz-utils binutils apt dpkg iproute2 qemu-system-x86 ovmf curl)
 tool_pkgs=$(npx tsx ramdisk-build/list-tools.ts | awk '$2 != "busybox" {print $2}' | sort -u)
 
 missing=()

@@ -20,7 +20,7 @@
 import { createReadStream, existsSync } from 'node:fs';
 import { copyFile, writeFile } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startIronic, type Ironic } from '../test/helpers/ironic.ts';
@@ -145,6 +145,8 @@ async function main(): Promise<number> {
       checkAbort();
       ironic = await startIronic({
         agentPowerFix: true,
+        // The deploy kernel and ramdisk are file:// URLs into build/, wherever this clone is.
+        fileUrlPaths: [dirname(DEFAULT_KERNEL), dirname(DEFAULT_INITRD)],
         netns: net.ns.name,
         hostIp: net.hostIp,
         port: PORT,

@@ -1,9 +1,15 @@
 #!/usr/bin/env bash
-# Builds the "tenant OS" the demo and the kexec e2e test deploy: a small
-# bootable Debian 12 whole-disk image (MBR, one ext4 root partition) from
-# Debian packages, kernel and initramfs included.
+# Builds the "tenant OS" the demo and the e2e tests deploy, from Debian
+# packages, kernel and initramfs included, in two shapes:
+# - OUT.raw: a whole-disk image (MBR, one ext4 root partition), no boot
+#   loader installed: the demo kexecs into it;
+# - ROOT.img (optional): the same root filesystem alone, a partition image:
+#   the agent lays out the disk and its image.install_bootloader runs the
+#   image's own GRUB (BIOS and UEFI targets are both in the image), so the VM
+#   boots it from its disk by itself (test/e2e/vm-bootloader.test.ts).
 #
-#   lab/guest-image/build.sh OUT.raw        (as root; `make guest-image` -> build/guest.raw)
+#   lab/guest-image/build.sh OUT.raw [ROOT.img]   (as root; `make guest-image`
+#                                                   -> build/guest.raw build/guest-root.img)
 #
 # - debootstrap --variant=minbase bookworm + linux-image-amd64, cached under
 #   $GUEST_CACHE (default /var/cache/metal-agent/guest-bookworm-KEY), so a rerun
@@ -13,7 +19,10 @@
 #   openstack/latest/meta_data.json and prints
 #     metal-guest: hostname=<name> cmdline=<kernel command line>
 #   on the console, then keeps a root shell on ttyS0.
-# - No boot loader: the agent kexecs into it. It finds the kernel through the
+# - GRUB's tools and modules for both firmwares (grub2-common, grub-pc-bin,
+#   grub-efi-amd64-bin), installed on no disk: that is install_bootloader's
+#   job on the node. /etc/default/grub sets a serial console and no menu wait.
+# - For kexec no boot loader is needed: the agent kexecs into it. It finds the kernel through the
 #   /boot/vmlinuz + /boot/initrd.img links (Debian's kernel postinst makes them),
 #   root= from /etc/fstab (UUID=) and GRUB_CMDLINE_LINUX from /etc/default/grub
 #   (console=ttyS0,115200). See docs/kexec.md "Finding the deployed kernel".
@@ -23,11 +32,12 @@
 #
 # Environment: GUEST_MIRROR (default http://deb.debian.org/debian), GUEST_CACHE.
 set -euo pipefail
-out=${1:?usage: lab/guest-image/build.sh OUT.raw}
+out=${1:?usage: lab/guest-image/build.sh OUT.raw [ROOT.img]}
+rootfs_out=${2:-}
 here=$(cd "$(dirname "$0")" && pwd)
 mirror=${GUEST_MIRROR:-http://deb.debian.org/debian}
 suite=bookworm
-include=linux-image-amd64,kmod,zstd
+include=linux-image-amd64,kmod,zstd,grub2-common,grub-pc-bin,grub-efi-amd64-bin
 # Modules the guest never needs (a VM or a server booting from a local disk):
 # dropped to keep the image small. The initramfs is made after this.
 prune_modules=(sound drivers/gpu drivers/media drivers/net/wireless drivers/infiniband drivers/staging
@@ -74,8 +84,18 @@ uuid=$(cat /proc/sys/kernel/random/uuid)
 echo "metal-guest" > "$root/etc/hostname"
 printf '127.0.0.1 localhost\n' > "$root/etc/hosts"
 printf 'UUID=%s / ext4 ro,errors=remount-ro 0 1\n' "$uuid" > "$root/etc/fstab"
-# Read by the agent's kexec (and by grub, were it installed) for the command line.
-printf 'GRUB_CMDLINE_LINUX="console=ttyS0,115200"\nGRUB_CMDLINE_LINUX_DEFAULT=""\n' > "$root/etc/default/grub"
+# Read by the agent's kexec and by grub-mkconfig for the command line.
+cat > "$root/etc/default/grub" <<'EOF'
+GRUB_DEFAULT=0
+GRUB_TIMEOUT=0
+GRUB_DISTRIBUTOR=Debian
+GRUB_CMDLINE_LINUX="console=ttyS0,115200"
+GRUB_CMDLINE_LINUX_DEFAULT=""
+GRUB_TERMINAL="console serial"
+GRUB_SERIAL_COMMAND="serial --unit=0 --speed=115200"
+GRUB_DISABLE_RECOVERY=true
+GRUB_DISABLE_OS_PROBER=true
+EOF
 install -m 0755 "$here/metal-guest-init" "$root/sbin/init"
 mkdir -p "$root/mnt/config"
 # Small initramfs: virtio/nvme/sata/scsi disks + ext4; zstd.
@@ -115,5 +135,8 @@ truncate -s $(( (fs_mib + 2) * 1024 * 1024 )) "$tmp_out"
 printf 'label: dos\nstart=2048, size=%d, type=83, bootable\n' $(( fs_mib * 2048 )) | sfdisk -q "$tmp_out"
 dd if="$work/root.ext4" of="$tmp_out" bs=1M seek=1 conv=notrunc,sparse status=none
 mv "$tmp_out" "$out"
+if [[ -n $rootfs_out ]]; then
+  cp --sparse=always "$work/root.ext4" "$rootfs_out.tmp.$$" && mv "$rootfs_out.tmp.$$" "$rootfs_out"
+fi
 t2=$(date +%s)
-echo "guest-image: $out ($(( (fs_mib + 2) ))MiB, kernel $kver, root UUID $uuid) debootstrap $((t1 - t0))s, pack $((t2 - t1))s"
+echo "guest-image: $out${rootfs_out:+ + $rootfs_out} ($(( (fs_mib + 2) ))MiB, kernel $kver, root UUID $uuid) debootstrap $((t1 - t0))s, pack $((t2 - t1))s"

@@ -1,9 +1,10 @@
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, describe, expect, it } from 'vitest';
 import { REPO_ROOT } from '../helpers/netns.ts';
+import { DEFAULT_KERNEL } from './qemu.ts';
 
 // Issues 7 and 8, "Show it", in one run (each VM life under TCG costs
 // minutes; the two would duplicate each other): `make demo`'s script, run
@@ -32,6 +33,8 @@ describe('make demo: enroll -> clean -> deploy -> kexec into the deployed OS', (
       { cwd: REPO_ROOT, reject: false, all: true, timeout: LIMIT_MS - 60_000 },
     );
     const out = String(run.all);
+    // CI shows only the end of a run's output: make prints this file last when the demo fails.
+    if (run.exitCode !== 0) writeFileSync(join(dirname(DEFAULT_KERNEL), 'demo-failure.log'), out.split('\n').slice(-40).join('\n') + '\n');
     console.log(out.split('\n').filter((l) => /^(✔|  \S.*\d s$|   deploy wall time|   kernels booted|   guest console|DEMO)/.test(l)).join('\n'));
     const result = JSON.parse(readFileSync(files.result, 'utf8'));
     const serial = readFileSync(files.serial, 'latin1');

@@ -1,6 +1,7 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { createNetns, destroyNetns, type Netns } from '../helpers/netns.ts';
 
 // The test network a VM boots on: a namespace of its own holding a bridge
@@ -19,6 +20,8 @@ export interface VmNetwork {
   addTap(): Promise<string>;
   /** A fixed DHCP lease for a MAC, so a test knows a VM's address up front. */
   reserve(mac: string): Promise<string>;
+  /** http://HOST:8080/NAME for a file served from the namespace (images for deploys). */
+  serveFile(path: string): Promise<string>;
   destroy(): Promise<void>;
 }
 
@@ -30,6 +33,30 @@ export async function addTapToBridge(ns: Netns, bridge: string, name: string): P
   await ns.ip(['link', 'set', name, 'master', bridge]);
   await ns.ip(['link', 'set', name, 'up']);
   return name;
+}
+
+/**
+ * Python's http.server in the namespace, bound to hostIp only, started on the
+ * first file; it serves symlinks from a temporary folder (removed with the
+ * namespace). Ironic HEADs the URL at deploy time and the agent GETs it.
+ */
+export function namespaceFileServer(ns: Netns, hostIp: string, port = 8080): (path: string) => Promise<string> {
+  let dir: string | undefined;
+  const urlHost = hostIp.includes(':') ? `[${hostIp}]` : hostIp;
+  return async (path) => {
+    if (!dir) {
+      dir = await mkdtemp(join(tmpdir(), 'mai-http-'));
+      ns.tempDirs.push(dir);
+      void ns.spawn('python3', ['-m', 'http.server', '--bind', hostIp, '--directory', dir, String(port)]);
+    }
+    await symlink(path, join(dir, basename(path)));
+    const url = `http://${urlHost}:${port}/${basename(path)}`;
+    for (let i = 0; i < 50; i++) {
+      if ((await ns.exec('curl', ['-fsS', '-o', '/dev/null', '-I', '-m', '2', url])).exitCode === 0) return url;
+      await sleep(200);
+    }
+    throw new Error(`file server in ${ns.name} does not answer ${url}`);
+  };
 }
 
 export async function createVmNetwork(tag = 'vm'): Promise<VmNetwork> {
@@ -88,8 +115,9 @@ export async function createVmNetwork(tag = 'vm'): Promise<VmNetwork> {
       await restartDhcp();
       return ip;
     },
+    serveFile: namespaceFileServer(ns, hostIp),
     async destroy() {
-      await destroyNetns(ns); // stops udhcpd, deletes bridge and taps with the namespace
+      await destroyNetns(ns); // stops udhcpd and the file server, deletes bridge, taps and temp dirs
       await rm(dir, { recursive: true, force: true });
     },
   };

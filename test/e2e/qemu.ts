@@ -45,9 +45,20 @@ export interface VmOptions {
   accel?: 'tcg' | 'kvm';
   /** true (default): a guest reboot ends qemu, which a test sees as exit. */
   noReboot?: boolean;
-  /** Anything else for qemu (UEFI firmware, more NICs, -boot order...). */
+  /**
+   * UEFI (OVMF) with this file as its NVRAM: a copy of OVMF_VARS_TEMPLATE
+   * that keeps the boot entries the agent made for the next run. SeaBIOS when absent.
+   */
+  uefiVars?: string;
+  /** No -kernel/-initrd: the firmware boots from the disks, as a node does after a deploy. */
+  bootFromDisk?: boolean;
+  /** Anything else for qemu (more NICs, -boot order...). */
   extraQemuArgs?: string[];
 }
+
+/** Debian's ovmf package: firmware code (read-only) and the NVRAM template each VM copies. */
+export const OVMF_CODE = '/usr/share/OVMF/OVMF_CODE_4M.fd';
+export const OVMF_VARS_TEMPLATE = '/usr/share/OVMF/OVMF_VARS_4M.fd';
 
 export interface Vm {
   mac: string;
@@ -108,8 +119,11 @@ export async function startVm(opts: VmOptions = {}): Promise<Vm> {
   // E2E_KERNEL / E2E_INITRD boot another build (e.g. a quick zstd-fast one).
   const kernel = opts.kernel ?? process.env['E2E_KERNEL'] ?? DEFAULT_KERNEL;
   const initrd = opts.initrd ?? process.env['E2E_INITRD'] ?? DEFAULT_INITRD;
-  for (const f of [kernel, initrd]) {
+  for (const f of opts.bootFromDisk ? [] : [kernel, initrd]) {
     if (!existsSync(f)) throw new Error(`${f} is missing: run \`make kernel ramdisk\` first`);
+  }
+  for (const f of opts.uefiVars ? [OVMF_CODE, opts.uefiVars] : []) {
+    if (!existsSync(f)) throw new Error(`${f} is missing (UEFI firmware: Debian's ovmf package)`);
   }
   const workDir = await mkdtemp(join(tmpdir(), 'mai-vm-'));
   const ownNetwork = !opts.network;
@@ -145,7 +159,10 @@ export async function startVm(opts: VmOptions = {}): Promise<Vm> {
       '-cpu', 'max',
       '-m', String(opts.memoryMiB ?? 512),
       '-smp', String(opts.cpus ?? 1),
-      '-kernel', kernel, '-initrd', initrd, '-append', append.join(' '),
+      ...(opts.uefiVars
+        ? ['-drive', `if=pflash,format=raw,unit=0,readonly=on,file=${OVMF_CODE}`, '-drive', `if=pflash,format=raw,unit=1,file=${opts.uefiVars}`]
+        : []),
+      ...(opts.bootFromDisk ? [] : ['-kernel', kernel, '-initrd', initrd, '-append', append.join(' ')]),
       '-chardev', `socket,id=ser0,path=${serialSock},server=on,wait=off,logfile=${serialLog}`,
       '-serial', 'chardev:ser0',
       '-qmp', `unix:${qmpSock},server=on,wait=off`,

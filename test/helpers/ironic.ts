@@ -26,6 +26,8 @@ export interface IronicOptions {
   fastTrack?: boolean;
   heartbeatTimeoutSec?: number;
   bootMode?: 'bios' | 'uefi';
+  /** Folders besides /tmp, /work, ... that file:// deploy kernels and images may come from. */
+  fileUrlPaths?: string[];
   hostIp?: string;
   extraConf?: string;
   /** Root of a Debian 13 tree with Ironic 29.0 (lab/ironic/install-2025.sh). */
@@ -79,6 +81,7 @@ export async function startIronic(opts: IronicOptions = {}): Promise<Ironic> {
     IRONIC_MDNS: String(opts.mdns ?? false),
   };
   if (opts.chroot) env.IRONIC_CHROOT = opts.chroot;
+  if (opts.fileUrlPaths?.length) env.IRONIC_FILE_URL_PATHS = opts.fileUrlPaths.join(',');
   if (opts.agentPowerFix) env.PYTHONPATH = join(LAB, 'agent-power-fix');
   if (opts.extraConf) {
     const f = join(stateDir, 'extra.conf');
