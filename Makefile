@@ -47,10 +47,11 @@ $(BUILD)/guest.raw $(BUILD)/guest-root.img &: lab/guest-image/build.sh lab/guest
 demo: deps ramdisk guest-image
 	npx tsx scripts/demo.ts $(if $(KEEP),--keep)
 
-bench: deps
+bench: deps ramdisk guest-image
 	npx tsx bench/image-write.ts
 	npx tsx bench/erase.ts
 	npx tsx bench/ramdisk.ts
+	npx tsx bench/handoff.ts
 
 clean:
 	rm -rf build

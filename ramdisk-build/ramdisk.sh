@@ -103,6 +103,14 @@ if [[ -x /usr/bin/udevadm ]]; then
   for helper in ata_id scsi_id cdrom_id; do add_program "/usr/lib/udev/$helper"; done
 fi
 
+# mtools (the ESP and config drive without mounting) converts FAT names with
+# iconv, codepage 850 by default; glibc loads that converter at run time, so
+# ldd does not list it, and without it every mtools call fails.
+gconv=/usr/lib/x86_64-linux-gnu/gconv
+for f in gconv-modules gconv-modules.d/gconv-modules-extra.conf IBM850.so; do
+  [[ -e $gconv/$f ]] && add_file "$gconv/$f"
+done
+
 # --- busybox: the shell and everything else the init uses ------------------
 add_file /usr/bin/busybox
 # With /bin and /sbin merged into /usr, an applet must not shadow a real tool

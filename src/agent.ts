@@ -9,6 +9,7 @@ import { hostForUrl, localAddressTowards, lookupMacs } from './conductor/address
 import { ConductorClient, type LookupResult } from './conductor/client.ts';
 import { ConductorSession } from './conductor/session.ts';
 import { discoverConductor } from './conductor/mdns.ts';
+import { splitZone } from './conductor/discovery-http.ts';
 import { prepareDhcpLessNetwork } from './system/network/bring-up.ts';
 import { namedNetns } from './system/network/guard.ts';
 import { HardwareView } from './hardware-view.ts';
@@ -104,7 +105,14 @@ export class Agent {
     }
     if (this.config.apiUrl === 'mdns') await this.discover();
     const advertiseHost = await this.advertiseHost();
-    const useTls = this.config.listenTls || (this.config.enableAutoTls && !this.config.insecure);
+    // Ironic checks an auto-TLS certificate against the callback host; for a
+    // scoped link-local one (fe80::..%eth0) its HTTP client never matches (a
+    // certificate's IP has no zone), so auto-TLS would only break every command.
+    const scoped = advertiseHost.includes('%');
+    if (scoped && this.config.enableAutoTls && !this.config.listenTls && !this.config.insecure) {
+      log.warn({ advertiseHost }, 'auto-TLS off: the callback address is link-local, which no certificate Ironic can verify names; commands still need the agent token');
+    }
+    const useTls = this.config.listenTls || (this.config.enableAutoTls && !this.config.insecure && !scoped);
     if (useTls) {
       this.tls = this.config.listenTls ? loadTls(this.config.certfile!, this.config.keyfile!) : generateSelfSigned(advertiseHost);
     }
@@ -185,9 +193,15 @@ export class Agent {
   private async advertiseHost(): Promise<string> {
     if (this.config.advertiseHost) return this.config.advertiseHost;
     if (!this.config.apiUrl || this.config.apiUrl === 'mdns') return '127.0.0.1';
-    const u = new URL(this.config.apiUrl);
+    // A link-local conductor (http://[fe80::1%25eth0]:6385): WHATWG URLs have no
+    // zone, so it is split off and given back to the socket that picks our address.
+    const { url, zone } = splitZone(this.config.apiUrl);
+    const u = new URL(url);
     const port = Number(u.port || (u.protocol === 'https:' ? 443 : 80));
-    return localAddressTowards(decodeURIComponent(u.hostname), port);
+    const host = decodeURIComponent(u.hostname).replace(/^\[|\]$/g, '');
+    const local = await localAddressTowards(zone ? `${host}%${zone}` : host, port);
+    // Our own link-local address is only usable with the same interface's zone.
+    return zone && !local.includes('%') && /^fe[89ab]/i.test(local) ? `${local}%${zone}` : local;
   }
 
   private async inspect(): Promise<void> {

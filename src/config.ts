@@ -110,7 +110,7 @@ function convert(spec: ParamSpec, raw: string, source: string): unknown {
     }
     case 'url': {
       try {
-        new URL(raw);
+        parseUrl(raw);
       } catch {
         throw new ConfigError(`${where}: "${raw}" is not a URL`);
       }
@@ -122,6 +122,11 @@ function convert(spec: ParamSpec, raw: string, source: string): unknown {
         .map((s) => s.trim())
         .filter(Boolean);
   }
+}
+
+/** WHATWG URL parsing, after dropping an RFC 6874 zone (http://[fe80::1%25eth0]:6385), which it rejects. */
+function parseUrl(raw: string): URL {
+  return new URL(raw.replace(/^(\w+:\/\/\[[0-9A-Fa-f:.]+)%25[A-Za-z0-9_.-]+\]/, '$1]'));
 }
 
 /** Splits a kernel command line into key=value pairs (bare words become "true"). */
@@ -141,7 +146,7 @@ function validate(cfg: AgentConfig): void {
   if (cfg.apiUrl !== undefined && cfg.apiUrl !== 'mdns') {
     let u: URL;
     try {
-      u = new URL(cfg.apiUrl);
+      u = parseUrl(cfg.apiUrl);
     } catch {
       throw new ConfigError(`parameter api-url: "${cfg.apiUrl}" is neither a URL nor "mdns"`);
     }

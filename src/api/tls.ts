@@ -12,7 +12,9 @@ export interface TlsMaterial {
 // generated at start and sent to Ironic as agent_verify_ca. Ironic verifies
 // the agent against exactly this certificate, so its SAN must hold the
 // callback host.
-export function generateSelfSigned(host: string): TlsMaterial {
+export function generateSelfSigned(advertised: string): TlsMaterial {
+  // A link-local address's zone (fe80::1%eth0) names our interface, not part of the address.
+  const host = advertised.split('%')[0]!;
   const altName = isIP(host) ? { type: 7, ip: host } : { type: 2, value: host };
   // Node's native RSA key generation: forge's pure-JS one takes many seconds
   // on a slow (emulated) CPU, and start-up time is boot-to-heartbeat time.

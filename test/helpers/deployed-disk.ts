@@ -27,13 +27,21 @@ export function expectDiskHoldsImage(disk: string, image: string): void {
   expect(onDisk.subarray(512).equals(want.subarray(512))).toBe(true);
 }
 
-/** The hostname in the config drive, read from the disk's last partition without mounting. */
+/**
+ * The hostname in the config drive, read without mounting from the partition
+ * labelled config-2: the last one after a whole disk image, the one before
+ * root in a partition-image layout (as ironic-lib orders them).
+ */
 export async function configDriveHostname(disk: string): Promise<string> {
   const { stdout } = await execa('sfdisk', ['-J', disk]);
-  const table = JSON.parse(stdout).partitiontable;
-  const cd = table.partitions[table.partitions.length - 1];
-  const meta = await readFileInRange(disk, cd.start * 512, cd.size * 512, 'openstack/latest/meta_data.json');
-  return JSON.parse(meta).hostname;
+  const parts: Array<{ start: number; size: number }> = JSON.parse(stdout).partitiontable.partitions;
+  for (const p of parts) {
+    const label = await execa('blkid', ['-p', '-O', String(p.start * 512), '-o', 'value', '-s', 'LABEL', disk], { reject: false });
+    if (label.stdout.trim() !== 'config-2') continue;
+    const meta = await readFileInRange(disk, p.start * 512, p.size * 512, 'openstack/latest/meta_data.json');
+    return JSON.parse(meta).hostname;
+  }
+  throw new Error(`no partition labelled config-2 on ${disk}`);
 }
 
 /** The certificate (DER, base64) the agent serves on this port. */

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startAgent, type AgentProcess } from '../helpers/agent-process.ts';
-import { startIronic, type Ironic } from '../helpers/ironic.ts';
+import { startIronic, type Ironic, type IronicOptions } from '../helpers/ironic.ts';
 import { createNetns, destroyNetns, linkVeth, macOf, startRadvd, type Netns } from '../helpers/netns.ts';
 
 // Issue 5 end to end: no DHCP anywhere. The node namespace gets its address
@@ -16,13 +16,18 @@ interface Lab {
 }
 
 /** Ironic in `conductor`, our agent in `node` with ipa-api-url=mdns; the node enrolled with the node side's MAC. */
-function mdnsAgentFlow(tags: [string, string], setUp: (conductor: Netns, node: Netns) => Promise<string>, listenHost: string) {
+function mdnsAgentFlow(
+  tags: [string, string],
+  setUp: (conductor: Netns, node: Netns) => Promise<string>,
+  listenHost: string,
+  ironicOpts: Partial<IronicOptions> = {},
+) {
   const ctx = {} as { lab: Lab; ironic: Ironic; agent: AgentProcess; uuid: string };
   beforeAll(async () => {
     const conductor = await createNetns(tags[0]);
     const node = await createNetns(tags[1]);
     ctx.lab = { conductor, node, hostIp: await setUp(conductor, node) };
-    ctx.ironic = await startIronic({ netns: conductor.name, hostIp: ctx.lab.hostIp, port: 6385, mdns: true });
+    ctx.ironic = await startIronic({ netns: conductor.name, hostIp: ctx.lab.hostIp, port: 6385, mdns: true, ...ironicOpts });
     ctx.uuid = await ctx.ironic.enroll(await macOf(node, 'eth0'));
     ctx.agent = await startAgent({
       apiUrl: 'mdns',
@@ -41,8 +46,11 @@ function mdnsAgentFlow(tags: [string, string], setUp: (conductor: Netns, node: N
   return ctx;
 }
 
-async function cleanedToAvailable(ctx: ReturnType<typeof mdnsAgentFlow>): Promise<string> {
-  const n = await ctx.ironic.waitForState(ctx.uuid, ['available', 'clean failed'], 240);
+/** Waits for `available`; returns the agent's log and every agent_url Ironic held meanwhile (it wipes it at the end). */
+async function cleanedToAvailable(ctx: ReturnType<typeof mdnsAgentFlow>, agentUrls = new Set<string>()): Promise<string> {
+  const n = await ctx.ironic.waitForState(ctx.uuid, ['available', 'clean failed'], 240, {
+    onNode: (node) => void (node.driver_internal_info?.agent_url && agentUrls.add(node.driver_internal_info.agent_url)),
+  });
   expect(n.last_error ?? null, ctx.agent.output().slice(-3000)).toBeNull();
   expect(n.provision_state).toBe('available');
   expect(ctx.agent.output()).toMatch(/lookup succeeded/);
@@ -79,5 +87,39 @@ describe('agent with ipa-api-url=mdns on an IPv4-only network', () => {
     const out = await cleanedToAvailable(ctx);
     expect(out).toMatch(/"url":"http:\/\/10\.250\.5\.1:6385".*conductor discovered over mDNS/);
     expect(out).toMatch(/"callbackUrl":"https:\/\/10\.250\.5\.10:\d+"/);
+  }, 260_000);
+});
+
+describe('agent with ipa-api-url=mdns on an IPv6 link-local-only network', () => {
+  // No router, no prefix, no DHCP: fe80::/64 addresses only. Ironic listens on
+  // every address and publishes its link-local one (the endpoint URL); the
+  // agent keeps the zone (%eth0) of the interface the answer came in on for
+  // lookup and heartbeats, and calls back on its own link-local address, over
+  // plain HTTP: no certificate names a zone, so Ironic could verify none
+  // (the agent token still guards every command).
+  // Ironic's calls to the agent carry the agent's zone name too: in this lab
+  // both sides name their interface eth0 (docs/dhcp-less.md says why that
+  // matters on real networks).
+  const ctx = mdnsAgentFlow(
+    ['mllc', 'mlln'],
+    async (conductor, node) => {
+      await linkVeth(conductor, 'eth0', node, 'eth0');
+      await conductor.ip(['addr', 'add', 'fe80::1/64', 'dev', 'eth0', 'nodad']);
+      return '::';
+    },
+    '::',
+    { extraConf: '[service_catalog]\nendpoint_override = http://[fe80::1]:6385\n' },
+  );
+
+  it('discovers Ironic with the scope kept, looks up and heartbeats through cleaning', async () => {
+    const agentUrls = new Set<string>();
+    const out = await cleanedToAvailable(ctx, agentUrls);
+    expect(out).toMatch(/"url":"http:\/\/\[fe80::1%25eth0\]:6385".*conductor discovered over mDNS/);
+    expect(out).toMatch(/auto-TLS off: the callback address is link-local/);
+    expect(out).toMatch(/"callbackUrl":"http:\/\/\[fe80::[0-9a-f:]+%25eth0\]:\d+"/);
+    // What Ironic called the agent at while cleaning: the scoped link-local URL.
+    expect([...agentUrls]).toHaveLength(1);
+    expect([...agentUrls][0]).toMatch(/^http:\/\/\[fe80::[0-9a-f:]+%25eth0\]:\d+$/);
+    expect(out).toMatch(/"command":"clean.get_clean_steps"[^\n]*"command started"/);
   }, 260_000);
 });
