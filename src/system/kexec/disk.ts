@@ -142,12 +142,16 @@ export async function stageBootTarget(device: string, opts: FindOptions): Promis
   }
   const dir = await mkdtemp(join(await stagingBase(), 'kexec-'));
   try {
+    const t0 = Date.now();
+    const cpu0 = process.cpuUsage();
     return await withViews(device, parts, mountNotes, async (views) => {
+      const tMounted = Date.now();
       const target = await findBootTarget(views, opts).catch((err) => {
         if (err instanceof KexecError && mountNotes.length) err.message += `; ${mountNotes.join('; ')}`;
         throw err;
       });
       target.notes.push(...mountNotes);
+      const tFound = Date.now();
       const viewOf = (ref: FileRef) => views.find((v) => v.number === ref.partition)!;
       const kernelPath = join(dir, 'kernel');
       const k = await copyFrom(viewOf(target.kernel), target.kernel, kernelPath, false);
@@ -169,6 +173,21 @@ export async function stageBootTarget(device: string, opts: FindOptions): Promis
       const initrds: StagedFile[] = [];
       const initrdPath = target.initrds.length ? join(dir, 'initrd') : undefined;
       for (const [i, ref] of target.initrds.entries()) initrds.push(await copyFrom(viewOf(ref), ref, initrdPath!, i > 0));
+      log.info(
+        {
+          device,
+          method: target.method,
+          mountMs: tMounted - t0,
+          findMs: tFound - tMounted,
+          totalMs: Date.now() - t0,
+          // The agent's own CPU time meanwhile: tells a busy agent from a starved one.
+          cpuMs: Math.round((process.cpuUsage(cpu0).user + process.cpuUsage(cpu0).system) / 1000),
+          loadavg: (await readFile('/proc/loadavg', 'utf8').catch(() => '')).trim(),
+          kernelBytes: k.size,
+          initrdBytes: initrds.reduce((n, f) => n + f.size, 0),
+        },
+        'deployed kernel staged',
+      );
       return {
         target,
         dir,
