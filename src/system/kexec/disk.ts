@@ -110,6 +110,18 @@ function busiest(before: Map<string, number>, after: Map<string, number>): strin
     .map(([k, d]) => `${k}=${d}`);
 }
 
+const VMSTAT_KEYS = ['pgmajfault', 'pgfault', 'pgscan_direct', 'pgsteal_direct', 'allocstall_normal', 'allocstall_movable', 'compact_stall', 'thp_fault_alloc', 'pswpin'];
+
+async function vmstat(): Promise<Map<string, number>> {
+  const text = await readFile('/proc/vmstat', 'utf8').catch(() => '');
+  return new Map(text.split('\n').map((l) => l.split(' ')).filter(([k]) => VMSTAT_KEYS.includes(k!)).map(([k, v]) => [k!, Number(v)]));
+}
+
+/** Memory-pressure counters that moved (page faults, direct reclaim, compaction). */
+function vmstatDelta(before: Map<string, number>, after: Map<string, number>): Record<string, number> {
+  return Object.fromEntries([...after].map(([k, v]) => [k, v - (before.get(k) ?? 0)]).filter(([, d]) => d !== 0));
+}
+
 interface Part {
   entry: Pick<PartitionEntry, 'number' | 'start' | 'size'> & { uuid?: string };
   fsType: string;
@@ -175,6 +187,7 @@ export async function stageBootTarget(device: string, opts: FindOptions): Promis
     const t0 = Date.now();
     const cpu0 = process.cpuUsage();
     const threads0 = await threadCpu();
+    const vm0 = await vmstat();
     return await withViews(device, parts, mountNotes, async (views) => {
       const tMounted = Date.now();
       const target = await findBootTarget(views, opts).catch((err) => {
@@ -185,7 +198,9 @@ export async function stageBootTarget(device: string, opts: FindOptions): Promis
       const tFound = Date.now();
       const viewOf = (ref: FileRef) => views.find((v) => v.number === ref.partition)!;
       const kernelPath = join(dir, 'kernel');
+      const tK = Date.now();
       const k = await copyFrom(viewOf(target.kernel), target.kernel, kernelPath, false);
+      const kernelCopyMs = Date.now() - tK;
       if (k.size === 0) throw new KexecError(`kernel ${target.kernel.path} on partition ${k.partition} is empty`);
       const head = Buffer.alloc(64 * 1024); // the bzImage version string sits past 16 KiB
       const fh = await open(kernelPath, 'r');
@@ -214,6 +229,9 @@ export async function stageBootTarget(device: string, opts: FindOptions): Promis
           // The agent's own CPU time meanwhile (user, system, by thread): tells a busy agent from a starved one.
           ...cpuSince(cpu0),
           busyThreads: busiest(threads0, await threadCpu()),
+          kernelCopyMs,
+          vmstat: vmstatDelta(vm0, await vmstat()),
+          memAvailableKiB: Number(/MemAvailable:\s+(\d+)/.exec(await readFile('/proc/meminfo', 'utf8').catch(() => ''))?.[1]),
           loadavg: (await readFile('/proc/loadavg', 'utf8').catch(() => '')).trim(),
           kernelBytes: k.size,
           initrdBytes: initrds.reduce((n, f) => n + f.size, 0),
