@@ -59,7 +59,9 @@ export function namespaceFileServer(ns: Netns, hostIp: string, port = 8080): (pa
   };
 }
 
-export async function createVmNetwork(tag = 'vm'): Promise<VmNetwork> {
+/** `dhcp: false`: no DHCP server at all (DHCP-less boots; reserve() then only records the MAC). */
+export async function createVmNetwork(tag = 'vm', opts: { dhcp?: boolean } = {}): Promise<VmNetwork> {
+  const dhcpOn = opts.dhcp ?? true;
   const ns = await createNetns(tag);
   const dir = await mkdtemp(join(tmpdir(), 'mai-vmnet-'));
   const bridge = 'br0';
@@ -99,7 +101,7 @@ export async function createVmNetwork(tag = 'vm'): Promise<VmNetwork> {
     await writeFile(join(dir, 'udhcpd.leases'), '');
     dhcp = ns.spawn('busybox', ['udhcpd', '-f', join(dir, 'udhcpd.conf')]);
   }
-  await restartDhcp();
+  if (dhcpOn) await restartDhcp();
 
   return {
     ns,
@@ -112,8 +114,8 @@ export async function createVmNetwork(tag = 'vm'): Promise<VmNetwork> {
       if (known) return known;
       const ip = `${SUBNET}.${10 + leases.size}`;
       leases.set(mac, ip);
-      await restartDhcp();
-      return ip;
+      if (dhcpOn) await restartDhcp();
+      return dhcpOn ? ip : '';
     },
     serveFile: namespaceFileServer(ns, hostIp),
     async destroy() {
