@@ -97,7 +97,9 @@ done < <(cd "$repo" && npx tsx ramdisk-build/list-tools.ts)
 # lsblk its serials/WWNs and /dev/disk/by-* for root device hints.
 if [[ -x /usr/bin/udevadm ]]; then
   add_file /usr/lib/systemd/systemd-udevd
-  for rule in 50-udev-default 60-block 60-persistent-storage 80-drivers; do
+  # 60-cdrom_id: a virtual CD-ROM (the BMC's boot ISO) gets its media and filesystem label
+  # probed; without it lsblk shows sr0 with no LABEL and virtual media is never found.
+  for rule in 50-udev-default 60-block 60-cdrom_id 60-persistent-storage 80-drivers; do
     add_file "/usr/lib/udev/rules.d/$rule.rules"
   done
   for helper in ata_id scsi_id cdrom_id; do add_program "/usr/lib/udev/$helper"; done

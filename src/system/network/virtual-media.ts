@@ -65,7 +65,14 @@ export async function findVirtualMediaDevice(labels: readonly string[]): Promise
     log.warn({ err: String(err) }, 'lsblk failed, no virtual media');
     return undefined;
   }
-  for (const dev of devicesWithLabel(listing, labels)) {
+  // lsblk takes labels from udev's database, which lacks them when a rule did not
+  // probe the device; blkid probes the devices itself (FAT labels read upper-case).
+  const probed: string[] = [];
+  for (const label of new Set(labels.flatMap((l) => [l, l.toUpperCase()]))) {
+    const r = await output('blkid', ['-o', 'device', '-t', `LABEL=${label}`], { timeoutMs: 30_000, okExitCodes: [2] }).catch(() => '');
+    probed.push(...r.split('\n').map((l) => l.trim()).filter(Boolean));
+  }
+  for (const dev of new Set([...devicesWithLabel(listing, labels), ...probed])) {
     try {
       const info = await output('lsblk', ['-n', '-s', '-P', '-b', '-o', 'KNAME,TRAN,TYPE,SIZE', dev], { timeoutMs: 30_000 });
       if (looksLikeVirtualMedia(info)) return dev;
