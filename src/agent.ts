@@ -10,6 +10,7 @@ import { ConductorClient, type LookupResult } from './conductor/client.ts';
 import { ConductorSession } from './conductor/session.ts';
 import { discoverConductor } from './conductor/mdns.ts';
 import { splitZone } from './conductor/discovery-http.ts';
+import { classifyIp } from './system/network/addresses.ts';
 import { prepareDhcpLessNetwork } from './system/network/bring-up.ts';
 import { namedNetns } from './system/network/guard.ts';
 import { HardwareView } from './hardware-view.ts';
@@ -201,7 +202,7 @@ export class Agent {
     const host = decodeURIComponent(u.hostname).replace(/^\[|\]$/g, '');
     const local = await localAddressTowards(zone ? `${host}%${zone}` : host, port);
     // Our own link-local address is only usable with the same interface's zone.
-    return zone && !local.includes('%') && /^fe[89ab]/i.test(local) ? `${local}%${zone}` : local;
+    return zone && !local.includes('%') && classifyIp(local) === 'link-local' ? `${local}%${zone}` : local;
   }
 
   private async inspect(): Promise<void> {

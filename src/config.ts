@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { splitZone } from './conductor/discovery-http.ts';
 
 // One typed config object from, in rising precedence: defaults, the kernel
 // command line (/proc/cmdline or --cmdline-file), METAL_AGENT_* environment
@@ -124,9 +125,9 @@ function convert(spec: ParamSpec, raw: string, source: string): unknown {
   }
 }
 
-/** WHATWG URL parsing, after dropping an RFC 6874 zone (http://[fe80::1%25eth0]:6385), which it rejects. */
+/** WHATWG URL parsing, after splitting off an RFC 6874 zone (http://[fe80::1%25eth0]:6385), which it rejects. */
 function parseUrl(raw: string): URL {
-  return new URL(raw.replace(/^(\w+:\/\/\[[0-9A-Fa-f:.]+)%25[A-Za-z0-9_.-]+\]/, '$1]'));
+  return new URL(splitZone(raw).url);
 }
 
 /** Splits a kernel command line into key=value pairs (bare words become "true"). */
