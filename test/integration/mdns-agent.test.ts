@@ -22,13 +22,30 @@ function mdnsAgentFlow(
   listenHost: string,
   ironicOpts: Partial<IronicOptions> = {},
 ) {
-  const ctx = {} as { lab: Lab; ironic: Ironic; agent: AgentProcess; uuid: string };
+  const ctx = {} as {
+    lab: Lab;
+    ironic: Ironic;
+    agent: AgentProcess;
+    uuid: string;
+    /** Every agent_url Ironic held while cleaning (it wipes it at the end). */
+    agentUrls: Set<string>;
+    /** The node once cleaning ended; watched from before the agent starts. */
+    cleaned: Promise<Record<string, any>>;
+  };
   beforeAll(async () => {
     const conductor = await createNetns(tags[0]);
     const node = await createNetns(tags[1]);
     ctx.lab = { conductor, node, hostIp: await setUp(conductor, node) };
     ctx.ironic = await startIronic({ netns: conductor.name, hostIp: ctx.lab.hostIp, port: 6385, mdns: true, ...ironicOpts });
     ctx.uuid = await ctx.ironic.enroll(await macOf(node, 'eth0'));
+    // Watch before the agent starts: without disks, cleaning takes well under
+    // a second, and agent_url lives only that long.
+    ctx.agentUrls = new Set();
+    ctx.cleaned = ctx.ironic.waitForState(ctx.uuid, ['available', 'clean failed'], 300, {
+      everyMs: 100,
+      onNode: (n) => void (n.driver_internal_info?.agent_url && ctx.agentUrls.add(n.driver_internal_info.agent_url)),
+    });
+    ctx.cleaned.catch(() => {}); // awaited (and reported) by the test
     ctx.agent = await startAgent({
       apiUrl: 'mdns',
       allowedDevices: [],
@@ -46,11 +63,9 @@ function mdnsAgentFlow(
   return ctx;
 }
 
-/** Waits for `available`; returns the agent's log and every agent_url Ironic held meanwhile (it wipes it at the end). */
-async function cleanedToAvailable(ctx: ReturnType<typeof mdnsAgentFlow>, agentUrls = new Set<string>()): Promise<string> {
-  const n = await ctx.ironic.waitForState(ctx.uuid, ['available', 'clean failed'], 240, {
-    onNode: (node) => void (node.driver_internal_info?.agent_url && agentUrls.add(node.driver_internal_info.agent_url)),
-  });
+/** Waits for `available`; returns the agent's log. */
+async function cleanedToAvailable(ctx: ReturnType<typeof mdnsAgentFlow>): Promise<string> {
+  const n = await ctx.cleaned;
   expect(n.last_error ?? null, ctx.agent.output().slice(-3000)).toBeNull();
   expect(n.provision_state).toBe('available');
   expect(ctx.agent.output()).toMatch(/lookup succeeded/);
@@ -112,8 +127,8 @@ describe('agent with ipa-api-url=mdns on an IPv6 link-local-only network', () =>
   );
 
   it('discovers Ironic with the scope kept, looks up and heartbeats through cleaning', async () => {
-    const agentUrls = new Set<string>();
-    const out = await cleanedToAvailable(ctx, agentUrls);
+    const out = await cleanedToAvailable(ctx);
+    const agentUrls = ctx.agentUrls;
     expect(out).toMatch(/"url":"http:\/\/\[fe80::1%25eth0\]:6385".*conductor discovered over mDNS/);
     expect(out).toMatch(/auto-TLS off: the callback address is link-local/);
     expect(out).toMatch(/"callbackUrl":"http:\/\/\[fe80::[0-9a-f:]+%25eth0\]:\d+"/);
