@@ -180,8 +180,23 @@ async function main(): Promise<void> {
     console.log(`qcow2 curl -o + sha256sum + qemu-img convert + sync: ${bQ.toFixed(0)} ms`);
     console.log(`qcow2 throughput ratio agent/baseline: ${(bQ / aQ).toFixed(3)}`);
     const idle = await runAgent({}, true);
+    const peakMiB = (runs: ChildResult[]) => (Math.max(...runs.map((r) => r.maxRssKiB)) / 1024).toFixed(0);
     console.log(`agent child RSS with modules loaded, before any write: ${(idle.maxRssKiB / 1024).toFixed(0)} MiB`);
-    console.log(`agent peak RSS: raw ${(Math.max(...agentRaw.map((r) => r.maxRssKiB)) / 1024).toFixed(0)} MiB, qcow2 ${(Math.max(...agentQcow.map((r) => r.maxRssKiB)) / 1024).toFixed(0)} MiB`);
+    console.log(`agent peak RSS, ${sizeMiB} MiB image: raw ${peakMiB(agentRaw)} MiB, qcow2 ${peakMiB(agentQcow)} MiB`);
+
+    // Memory must not grow with the image: the same writes from an image an
+    // eighth of the size should peak at the same RSS.
+    const smallMiB = Math.max(64, sizeMiB / 8);
+    const smallPath = join(work, 'small.raw');
+    const smallSha = makeImage(smallPath, smallMiB * MiB);
+    const smallQcow = join(work, 'small.qcow2');
+    execFileSync('qemu-img', ['convert', '-f', 'raw', '-O', 'qcow2', smallPath, smallQcow]);
+    const smallQcowSha = execFileSync('sha256sum', [smallQcow]).toString().split(' ')[0]!;
+    const sRaw = await runAgent({ ...base, urls: [server.serve('/small.raw', { path: smallPath })], diskFormat: 'raw', checksum: { algo: 'sha256', value: smallSha } });
+    if (sRaw.checksum !== smallSha) throw new Error('agent small raw run wrote the wrong thing');
+    const sQcow = await runAgent({ ...base, urls: [server.serve('/small.qcow2', { path: smallQcow })], diskFormat: 'qcow2', checksum: { algo: 'sha256', value: smallQcowSha } });
+    console.log(`agent peak RSS, ${smallMiB} MiB image: raw ${peakMiB([sRaw])} MiB, qcow2 ${peakMiB([sQcow])} MiB`);
+    console.log(`agent peak RSS growth for ${sizeMiB / smallMiB}x the image: raw ${(Number(peakMiB(agentRaw)) - Number(peakMiB([sRaw]))).toFixed(0)} MiB, qcow2 ${(Number(peakMiB(agentQcow)) - Number(peakMiB([sQcow]))).toFixed(0)} MiB`);
   } finally {
     await server.stop();
     cleanUp();

@@ -57,6 +57,20 @@ export interface VmOptions {
 }
 
 /** Debian's ovmf package: firmware code (read-only) and the NVRAM template each VM copies. */
+/**
+ * TCG's translation cache in MiB. QEMU's default (1 GiB) is never full, so
+ * every guest page that ever held executed code stays "code" to the emulator
+ * for the whole run, and the first store to it later takes the
+ * self-modifying-code slow path byte by byte (~13 ms a page). After
+ * install_bootloader has run grub-install and grub-mkconfig (hundreds of
+ * short processes), the pages they free come back that way: copying a 15 MB
+ * kernel + initrd took 14-70 s (sampled vCPU RIPs: clear_page_erms's
+ * `rep stosb`), 0.2-0.6 s with a cache small enough to be flushed now and
+ * then. An emulator artifact: real hardware writes a page in well under a
+ * microsecond.
+ */
+const TCG_TB_MIB = 256;
+
 export const OVMF_CODE = '/usr/share/OVMF/OVMF_CODE_4M.fd';
 export const OVMF_VARS_TEMPLATE = '/usr/share/OVMF/OVMF_VARS_4M.fd';
 
@@ -155,7 +169,8 @@ export async function startVm(opts: VmOptions = {}): Promise<Vm> {
     const append = ['console=tty0', 'console=ttyS0,115200', 'printk.time=1', 'panic=-1', ...(opts.kernelArgs ?? [])];
     const args = [
       '-nodefaults', '-display', 'none',
-      '-machine', `q35,accel=${opts.accel ?? 'tcg'}`,
+      '-machine', 'q35',
+      '-accel', (opts.accel ?? 'tcg') === 'tcg' ? `tcg,tb-size=${TCG_TB_MIB}` : 'kvm',
       '-cpu', 'max',
       '-m', String(opts.memoryMiB ?? 512),
       '-smp', String(opts.cpus ?? 1),
