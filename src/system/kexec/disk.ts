@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, mkdtemp, open, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { mkdir, mkdtemp, open, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -85,43 +85,6 @@ function cpuSince(start: NodeJS.CpuUsage): { userMs: number; systemMs: number } 
   return { userMs: Math.round(d.user / 1000), systemMs: Math.round(d.system / 1000) };
 }
 
-/** CPU ticks (user + system) of each of our threads, by "tid:name" (Linux /proc). */
-async function threadCpu(): Promise<Map<string, number>> {
-  const out = new Map<string, number>();
-  const tids = await readdir('/proc/self/task').catch(() => [] as string[]);
-  for (const tid of tids) {
-    const stat = await readFile(`/proc/self/task/${tid}/stat`, 'utf8').catch(() => '');
-    const close = stat.lastIndexOf(')');
-    if (close < 0) continue;
-    const name = stat.slice(stat.indexOf('(') + 1, close);
-    const fields = stat.slice(close + 2).split(' ');
-    out.set(`${tid}:${name}`, Number(fields[11]) + Number(fields[12])); // utime + stime (fields 14, 15)
-  }
-  return out;
-}
-
-/** The threads that used the most CPU between two samples, "name=ticks". */
-function busiest(before: Map<string, number>, after: Map<string, number>): string[] {
-  return [...after]
-    .map(([k, v]) => [k, v - (before.get(k) ?? 0)] as const)
-    .filter(([, d]) => d > 0)
-    .sort((a, b) => b[1] - a[1])
-    .slice(0, 4)
-    .map(([k, d]) => `${k}=${d}`);
-}
-
-const VMSTAT_KEYS = ['pgmajfault', 'pgfault', 'pgscan_direct', 'pgsteal_direct', 'allocstall_normal', 'allocstall_movable', 'compact_stall', 'thp_fault_alloc', 'pswpin'];
-
-async function vmstat(): Promise<Map<string, number>> {
-  const text = await readFile('/proc/vmstat', 'utf8').catch(() => '');
-  return new Map(text.split('\n').map((l) => l.split(' ')).filter(([k]) => VMSTAT_KEYS.includes(k!)).map(([k, v]) => [k!, Number(v)]));
-}
-
-/** Memory-pressure counters that moved (page faults, direct reclaim, compaction). */
-function vmstatDelta(before: Map<string, number>, after: Map<string, number>): Record<string, number> {
-  return Object.fromEntries([...after].map(([k, v]) => [k, v - (before.get(k) ?? 0)]).filter(([, d]) => d !== 0));
-}
-
 interface Part {
   entry: Pick<PartitionEntry, 'number' | 'start' | 'size'> & { uuid?: string };
   fsType: string;
@@ -186,8 +149,6 @@ export async function stageBootTarget(device: string, opts: FindOptions): Promis
   try {
     const t0 = Date.now();
     const cpu0 = process.cpuUsage();
-    const threads0 = await threadCpu();
-    const vm0 = await vmstat();
     return await withViews(device, parts, mountNotes, async (views) => {
       const tMounted = Date.now();
       const target = await findBootTarget(views, opts).catch((err) => {
@@ -226,13 +187,10 @@ export async function stageBootTarget(device: string, opts: FindOptions): Promis
           mountMs: tMounted - t0,
           findMs: tFound - tMounted,
           totalMs: Date.now() - t0,
-          // The agent's own CPU time meanwhile (user, system, by thread): tells a busy agent from a starved one.
+          // The agent's own CPU time meanwhile: system time far above the
+          // copy's size means page allocation is slow (see docs/kexec.md, TCG).
           ...cpuSince(cpu0),
-          busyThreads: busiest(threads0, await threadCpu()),
           kernelCopyMs,
-          vmstat: vmstatDelta(vm0, await vmstat()),
-          memAvailableKiB: Number(/MemAvailable:\s+(\d+)/.exec(await readFile('/proc/meminfo', 'utf8').catch(() => ''))?.[1]),
-          loadavg: (await readFile('/proc/loadavg', 'utf8').catch(() => '')).trim(),
           kernelBytes: k.size,
           initrdBytes: initrds.reduce((n, f) => n + f.size, 0),
         },
