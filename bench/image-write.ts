@@ -141,6 +141,7 @@ async function main(): Promise<void> {
     const ddRaw: number[] = [];
     const ddDirect: number[] = [];
     const ddPlain: number[] = [];
+    const ddHashed: number[] = [];
     const agentQcow: ChildResult[] = [];
     const qemuQcow: number[] = [];
     const staged = join(work, 'dl.qcow2');
@@ -153,6 +154,13 @@ async function main(): Promise<void> {
       // The literal `curl | dd`: ends when the data is in the page cache, not on the disk.
       ddPlain.push(await timeShell(`curl -s ${rawUrl} | dd of=${loop} bs=4M status=none`));
       await timeShell(`sync ${loop}`);
+      // The same work as the agent's: the served bytes hashed in the same pass, on the disk at the end.
+      ddHashed.push(
+        await timeShell(
+          `f=${join(work, 'hash.fifo')}; mkfifo $f; sha256sum $f >/dev/null & ` +
+            `curl -s ${rawUrl} | tee $f | dd of=${loop} bs=4M iflag=fullblock oflag=direct status=none; wait; rm -f $f`,
+        ),
+      );
       const q = await runAgent({ ...base, urls: [qcowUrl], diskFormat: 'qcow2', checksum: { algo: 'sha256', value: qcowSha } });
       agentQcow.push(q);
       qemuQcow.push(
@@ -176,6 +184,8 @@ async function main(): Promise<void> {
     const dPlain = median(ddPlain);
     console.log(`raw   curl -s | dd bs=4M oflag=direct:      ${dDirect.toFixed(0)} ms = ${mbps(size, dDirect)} MiB/s (ratio ${(dDirect / aRaw).toFixed(3)})`);
     console.log(`raw   curl -s | dd bs=4M (not flushed):     ${dPlain.toFixed(0)} ms = ${mbps(size, dPlain)} MiB/s (ratio ${(dPlain / aRaw).toFixed(3)})`);
+    const dHashed = median(ddHashed);
+    console.log(`raw   curl -s | tee FIFO | dd oflag=direct, sha256sum FIFO: ${dHashed.toFixed(0)} ms = ${mbps(size, dHashed)} MiB/s (ratio ${(dHashed / aRaw).toFixed(3)})`);
     console.log(`qcow2 agent (staged on disk, verified, qemu-img): ${aQ.toFixed(0)} ms`);
     console.log(`qcow2 curl -o + sha256sum + qemu-img convert + sync: ${bQ.toFixed(0)} ms`);
     console.log(`qcow2 throughput ratio agent/baseline: ${(bQ / aQ).toFixed(3)}`);
