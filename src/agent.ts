@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import type { FastifyInstance } from 'fastify';
 import { buildApi } from './api/server.ts';
 import { generateSelfSigned, loadTls, type TlsMaterial } from './api/tls.ts';
@@ -68,6 +69,14 @@ export class Agent {
 
   get options(): AgentConfig {
     return this.config;
+  }
+
+  private cafilePem?: string;
+
+  /** ipa-cafile's PEM, read once: image downloads are verified with it too. */
+  cafileContents(): string | undefined {
+    if (this.config.cafile && this.cafilePem === undefined) this.cafilePem = readFileSync(this.config.cafile, 'utf8');
+    return this.cafilePem;
   }
 
   /** A new token for a node we already served: behave like a freshly booted ramdisk. */
@@ -155,6 +164,9 @@ export class Agent {
         const previous = this.tokens.value;
         this.node = r.node;
         this.lookupConfig = r.config ?? {};
+        // What the conductor asks of us (features and switches differ by release); never the token.
+        const { agent_token: _token, ...shown } = this.lookupConfig;
+        log.info({ config: shown }, 'conductor config from lookup');
         this.tokens.set(r.config?.agent_token);
         if (previous !== undefined && previous !== this.tokens.value) this.startNewSession();
       },

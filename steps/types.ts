@@ -74,6 +74,10 @@ export interface StepOptions {
   diskWaitAttempts: number;
   diskWaitDelaySec: number;
   kexecEnabled: boolean;
+  /** ipa-insecure: image servers' certificates are not verified either (as IPA). */
+  insecure?: boolean;
+  /** ipa-cafile's contents: image servers are verified with these CAs (as IPA). */
+  ca?: string;
 }
 
 export interface StepDescriptor {

@@ -81,6 +81,13 @@ export function buildApi(deps: ApiDeps, opts: ApiOptions = {}): FastifyInstance 
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'string', bodyLimit }, (_req, body, done) => done(null, body));
 
+  // One debug line per request: who polls what, and whether a token came with
+  // it (which conductor release is talking shows here; the token never does).
+  app.addHook('onResponse', async (req, reply) => {
+    const token = (req.query as { agent_token?: string } | undefined)?.agent_token;
+    log.debug({ method: req.method, path: req.url.split('?')[0], status: reply.statusCode, token: token ? 'given' : 'none' }, 'api request');
+  });
+
   app.setErrorHandler((err: Error & { statusCode?: number; code?: string }, req, reply) => {
     if (err instanceof HttpFault) return reply.code(err.statusCode).send(err.body);
     const status = err.statusCode ?? 500;

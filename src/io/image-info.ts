@@ -13,6 +13,19 @@ export interface DownloadOptions {
   imageDownloadTimeoutSec: number;
   /** ipa-insecure: do not verify image servers' TLS certificates. */
   insecure?: boolean;
+  /** ipa-cafile's contents (PEM): the CAs image servers are verified with, as IPA does. */
+  ca?: string;
+}
+
+/** image_request_authorization: Ironic sends the header value base64-encoded (agent.py write_image). */
+function requestAuthorization(value: unknown): string | undefined {
+  if (value === undefined || value === null || value === '') return undefined;
+  const decoded = typeof value === 'string' && /^[A-Za-z0-9+/]+={0,2}$/.test(value) ? Buffer.from(value, 'base64').toString('utf8') : '';
+  // A header value must be printable and on one line; anything else is a broken image_info, not a header.
+  if (!decoded || !/^[\x20-\x7e]+$/.test(decoded)) {
+    throw new ImageFormatError("image_info 'image_request_authorization' is not a base64-encoded header value");
+  }
+  return decoded;
 }
 
 export function requestFromImageInfo(
@@ -44,9 +57,11 @@ export function requestFromImageInfo(
       imageInfo.image_server_auth_strategy === 'http_basic' && typeof user === 'string' && user
         ? { username: user, password: typeof password === 'string' ? password : '' }
         : undefined,
+    authorization: requestAuthorization(imageInfo.image_request_authorization),
     retries: options.imageDownloadRetries,
     retryIntervalSec: options.imageDownloadRetryIntervalSec,
     timeoutSec: options.imageDownloadTimeoutSec,
     insecure: options.insecure,
+    ca: options.ca,
   };
 }

@@ -24,6 +24,12 @@ export interface SourceOptions extends ProxySettings {
   ca?: string;
   /** Basic auth for the image server (credentials in the URL work too). */
   basicAuth?: { username: string; password: string };
+  /**
+   * A whole Authorization header value, given by the conductor (Ironic 29.0's
+   * image_request_authorization, e.g. a bearer token for an OCI registry).
+   * Wins over basicAuth; credentials in the URL still win over both.
+   */
+  authorization?: string;
   signal?: AbortSignal;
   /** Size of chunks undici hands over (bytes). */
   readChunkBytes?: number;
@@ -101,7 +107,8 @@ function redact(url: string): string {
 function authHeader(url: URL, opts: SourceOptions): Record<string, string> {
   const user = url.username ? decodeURIComponent(url.username) : opts.basicAuth?.username;
   const pass = url.username ? decodeURIComponent(url.password) : opts.basicAuth?.password;
-  if (user === undefined) return {};
+  if (user === undefined) return opts.authorization ? { authorization: opts.authorization } : {};
+  if (!url.username && opts.authorization) return { authorization: opts.authorization };
   return { authorization: `Basic ${Buffer.from(`${user}:${pass ?? ''}`).toString('base64')}` };
 }
 

@@ -91,6 +91,7 @@ function sourceOptions(req: WriteImageRequest): SourceOptions {
     insecure: req.insecure,
     ca: req.ca,
     basicAuth: req.basicAuth,
+    authorization: req.authorization,
     signal: req.signal,
     readChunkBytes: req.tuning?.readChunkBytes,
   };

@@ -1,5 +1,6 @@
 import { closeSync, createReadStream, openSync, readSync, statSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 
 // A small image server for tests and benchmarks, on 127.0.0.1 only. Serves
@@ -15,6 +16,8 @@ export interface ServedFile {
   status?: number;
   /** Require HTTP basic auth with these 'user:password' credentials. */
   auth?: string;
+  /** Require exactly this Authorization header value (a bearer token, say). */
+  authorization?: string;
 }
 
 export interface Misbehaviour {
@@ -42,17 +45,21 @@ export class ImageServer {
   private server?: Server;
   private port = 0;
 
+  /** With a certificate and key (PEM), serves https instead of http. */
+  constructor(private readonly tls?: { cert: string; key: string }) {}
+
   serve(urlPath: string, file: ServedFile): string {
     this.files.set(urlPath, file);
     return this.url(urlPath);
   }
 
   url(urlPath: string): string {
-    return `http://127.0.0.1:${this.port}${urlPath}`;
+    return `${this.tls ? 'https' : 'http'}://127.0.0.1:${this.port}${urlPath}`;
   }
 
   async start(): Promise<this> {
-    this.server = createServer((req, res) => this.handle(req, res));
+    const handler = (req: IncomingMessage, res: ServerResponse) => this.handle(req, res);
+    this.server = this.tls ? createHttpsServer(this.tls, handler) : createServer(handler);
     await new Promise<void>((resolve) => this.server!.listen(0, '127.0.0.1', resolve));
     this.port = (this.server.address() as AddressInfo).port;
     return this;
@@ -79,7 +86,8 @@ export class ImageServer {
       res.end('not found');
       return;
     }
-    if (file.auth && req.headers.authorization !== `Basic ${Buffer.from(file.auth).toString('base64')}`) {
+    const wanted = file.authorization ?? (file.auth && `Basic ${Buffer.from(file.auth).toString('base64')}`);
+    if (wanted && req.headers.authorization !== wanted) {
       reply(401);
       res.setHeader('www-authenticate', 'Basic realm="images"');
       res.end('unauthorized');
@@ -150,8 +158,8 @@ export class ImageServer {
   }
 }
 
-export async function startImageServer(): Promise<ImageServer> {
-  return new ImageServer().start();
+export async function startImageServer(tls?: { cert: string; key: string }): Promise<ImageServer> {
+  return new ImageServer(tls).start();
 }
 
 /**

@@ -193,6 +193,16 @@ describe('installBootloader, BIOS (the deployed OS\'s grub in a chroot)', () => 
     expect(await ourMounts()).toEqual([]);
   });
 
+  it("refuses to run the image's grub when the conductor disabled it (enable_bios_bootloader_install=false); nothing ran", async () => {
+    const d = await loopDisk(128 * MiB);
+    const { g, root, uuid } = await deployFakeOs(d, { withGrub: true });
+    const err = await installBootloader({ device: d.device, rootUuid: uuid, targetBootMode: 'bios', runDeployedTools: false }, g).catch((e: Error) => e);
+    expect(err).toBeInstanceOf(BootloaderError);
+    expect((err as Error).message).toMatch(/enable_bios_bootloader_install is false/);
+    await expect(readDeployed(d, root, 'var/log/grub-install.args')).rejects.toThrow(/ENOENT/);
+    expect(await ourMounts()).toEqual([]);
+  });
+
   it('refuses an unknown root UUID and a disk the guard does not allow', async () => {
     const d = await loopDisk(128 * MiB);
     const { g, uuid } = await deployFakeOs(d, { withGrub: true });

@@ -139,7 +139,7 @@ function ironicWithNodes(opts: { shim: boolean }) {
   return ctx;
 }
 
-describe('fast track through Ironic 21.4 as shipped', () => {
+describe('Ironic 21.4: fast track, as shipped', () => {
   const ctx = ironicWithNodes({ shim: false });
 
   it('clean -> available with the agent heartbeating, agent power; the deploy starts at once, and 21.4 cannot send run_image (agent_url wiped)', async () => {
@@ -171,7 +171,7 @@ describe('fast track through Ironic 21.4 as shipped', () => {
   }, 900_000);
 });
 
-describe('fast track through Ironic 21.4 with the agent-power reboot fixed (lab/ironic/agent-power-fix)', () => {
+describe('Ironic 21.4: fast track with the agent-power reboot fixed (lab/ironic/agent-power-fix)', () => {
   const ctx = ironicWithNodes({ shim: true });
 
   it('kexec flag on: deploy to active with zero reboots; run_image answered by the kexec dry run naming the deployed kernel', async () => {

@@ -13,10 +13,12 @@ import {
   ImageDownloadError,
   ImageFormatError,
   ImageTooLargeError,
+  requestFromImageInfo,
   writeImage,
   type WriteImageRequest,
 } from '../../src/io/index.ts';
-import { ImageServer, startTunnelProxy } from '../helpers/http-image-server.ts';
+import { generateSelfSigned } from '../../src/api/tls.ts';
+import { ImageServer, startImageServer, startTunnelProxy } from '../helpers/http-image-server.ts';
 
 // write_image end to end: a local HTTP server, real loop devices, real
 // qemu-img/zstd/xz. Every assertion compares bytes on the device.
@@ -299,6 +301,34 @@ describe('proxies and authentication', () => {
     expect(err).toBeInstanceOf(ImageDownloadError);
     expect((err as Error).message).toMatch(/HTTP 401/);
     expect((err as Error).message).not.toContain('wrong');
+  });
+
+  it("sends the conductor's Authorization header value (Ironic 29.0 image_request_authorization)", async () => {
+    const url = server.serve('/registry/image.raw', { path: imagePath, authorization: 'Bearer registry-token-1' });
+    const info = { urls: [url], image_request_authorization: Buffer.from('Bearer registry-token-1').toString('base64') };
+    const mapped = requestFromImageInfo(info, {}, { device: dev, deviceSize: DEVICE_SIZE }, { imageDownloadRetries: 0, imageDownloadRetryIntervalSec: 0, imageDownloadTimeoutSec: 10 });
+    expect(mapped.authorization).toBe('Bearer registry-token-1');
+    await writeImage(request({ urls: [url], authorization: mapped.authorization, checksum: { algo: 'sha256', value: sha256(image) } }));
+    expect((await readDevice(dev, image.length)).equals(image)).toBe(true);
+    const without = await writeImage(request({ urls: [url] })).catch((e: unknown) => e);
+    expect((without as Error).message).toMatch(/HTTP 401/);
+  });
+
+  it('https image servers: verified with the CA given (ipa-cafile), refused without it, accepted with insecure', async () => {
+    const tls = generateSelfSigned('127.0.0.1');
+    const secure = await startImageServer(tls);
+    try {
+      const url = secure.serve('/tls/image.raw', { path: imagePath });
+      const checksum = { algo: 'sha256' as const, value: sha256(image) };
+      const untrusted = await writeImage(request({ urls: [url], checksum, retries: 0 })).catch((e: unknown) => e);
+      expect(untrusted).toBeInstanceOf(ImageDownloadError);
+      expect((untrusted as Error).message).toMatch(/certificate/i);
+      await writeImage(request({ urls: [url], checksum, ca: tls.cert }));
+      expect((await readDevice(dev, image.length)).equals(image)).toBe(true);
+      await writeImage(request({ urls: [url], checksum, insecure: true }));
+    } finally {
+      await secure.stop();
+    }
   });
 });
 

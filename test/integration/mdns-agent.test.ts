@@ -72,7 +72,7 @@ async function cleanedToAvailable(ctx: ReturnType<typeof mdnsAgentFlow>): Promis
   return ctx.agent.output();
 }
 
-describe('agent with ipa-api-url=mdns on a SLAAC-only network', () => {
+describe('Ironic 21.4: agent with ipa-api-url=mdns on a SLAAC-only network', () => {
   const ctx = mdnsAgentFlow(['mac', 'man'], async (conductor, node) => {
     await linkVeth(conductor, 'eth0', node, 'eth0');
     await conductor.ip(['addr', 'add', 'fd00:251::1/64', 'dev', 'eth0', 'nodad']);
@@ -87,7 +87,7 @@ describe('agent with ipa-api-url=mdns on a SLAAC-only network', () => {
   }, 260_000);
 });
 
-describe('agent with ipa-api-url=mdns on an IPv4-only network', () => {
+describe('Ironic 21.4: agent with ipa-api-url=mdns on an IPv4-only network', () => {
   const ctx = mdnsAgentFlow(['ma4c', 'ma4n'], async (conductor, node) => {
     await linkVeth(conductor, 'eth0', node, 'eth0', { up: false });
     // No IPv6 on the conductor's side: Ironic is published and reached over IPv4 only.
@@ -105,7 +105,7 @@ describe('agent with ipa-api-url=mdns on an IPv4-only network', () => {
   }, 260_000);
 });
 
-describe('agent with ipa-api-url=mdns on an IPv6 link-local-only network', () => {
+describe('Ironic 21.4: agent with ipa-api-url=mdns on an IPv6 link-local-only network', () => {
   // No router, no prefix, no DHCP: fe80::/64 addresses only. Ironic listens on
   // every address and publishes its link-local one (the endpoint URL); the
   // agent keeps the zone (%eth0) of the interface the answer came in on for

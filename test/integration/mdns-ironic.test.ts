@@ -46,7 +46,7 @@ async function runNode(node: Netns, opts: { linkLocalGraceMs: number; discoverMs
   return r.result as NodeResult;
 }
 
-describe('mDNS discovery of a real Ironic over SLAAC IPv6', () => {
+describe('Ironic 21.4: mDNS discovery over SLAAC IPv6', () => {
   let conductor: Netns | undefined;
   let node: Netns | undefined;
   let ironic: Ironic | undefined;
@@ -78,7 +78,7 @@ describe('mDNS discovery of a real Ironic over SLAAC IPv6', () => {
   }, 200_000);
 });
 
-describe('mDNS discovery of a real Ironic over IPv4 only', () => {
+describe('Ironic 21.4: mDNS discovery over IPv4 only', () => {
   let conductor: Netns | undefined;
   let node: Netns | undefined;
   let ironic: Ironic | undefined;
@@ -110,7 +110,7 @@ describe('mDNS discovery of a real Ironic over IPv4 only', () => {
   }, 200_000);
 });
 
-describe('mDNS discovery of a real Ironic on an IPv6 link-local address only', () => {
+describe('Ironic 21.4: mDNS discovery on an IPv6 link-local address only', () => {
   let conductor: Netns | undefined;
   let node: Netns | undefined;
   let ironic: Ironic | undefined;

@@ -10,7 +10,7 @@ import { REPO_ROOT, createNetns, destroyNetns, linkVeth, macOf, type Netns } fro
 // openstack/latest/network_data.json). The node applies it, then finds the
 // real Ironic over mDNS and reaches its API through the static address.
 
-describe('network_data.json static addressing, then Ironic', () => {
+describe('Ironic 21.4: network_data.json static addressing, then lookup', () => {
   let conductor: Netns | undefined;
   let node: Netns | undefined;
   let ironic: Ironic | undefined;

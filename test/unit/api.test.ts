@@ -143,6 +143,19 @@ describe('IPA v1 API', () => {
     expect((await app.inject({ url: '/v1/commands/?agent_token=s3cret' })).statusCode).toBe(200);
   });
 
+  it('a made-up token on a GET is refused but does not lock token-less readers (Ironic 21.4) out', async () => {
+    for (const url of ['/v1/commands/?agent_token=made-up', '/commands/x?agent_token=made-up']) {
+      const res = await app.inject({ url });
+      expect(res.statusCode).toBe(401);
+      expect(res.json()).toEqual({ faultcode: 'Client', faultstring: '401 Unauthorized: Token invalid.' });
+    }
+    expect((await app.inject({ url: '/v1/commands/' })).statusCode).toBe(200);
+    // The conductor's own token switches the rule on, for every command route.
+    expect((await app.inject({ url: '/v1/commands/?agent_token=s3cret' })).statusCode).toBe(200);
+    expect((await app.inject({ url: '/v1/commands/' })).statusCode).toBe(401);
+    expect((await app.inject({ url: '/v1/commands/some-id' })).statusCode).toBe(401);
+  });
+
   it('limits the body size with a fault, not a crash', async () => {
     const small = buildApi({ engine, tokens, status: () => ({ started_at: 1, version: 'v' }), steps: () => [], inventory: async () => ({}) }, { bodyLimit: 100 });
     const res = await small.inject({ method: 'POST', url: '/v1/commands/', payload: JSON.stringify({ name: 'clean.get_clean_steps', params: { x: 'y'.repeat(500) } }) });

@@ -34,4 +34,25 @@ describe('requestFromImageInfo', () => {
   it('refuses image_info without urls', () => {
     expect(() => requestFromImageInfo({ urls: [] }, {}, target, opts)).toThrow(/urls/);
   });
+
+  it("maps Ironic 29.0's image server credentials and request authorization; ipa-cafile/insecure pass through", () => {
+    const req = requestFromImageInfo(
+      {
+        urls: ['https://h/i'],
+        image_server_auth_strategy: 'http_basic', image_server_user: 'u', image_server_password: 'p',
+        image_request_authorization: Buffer.from('Bearer t0k').toString('base64'),
+      },
+      {},
+      target,
+      { ...opts, insecure: false, ca: 'PEM' },
+    );
+    expect(req).toMatchObject({ basicAuth: { username: 'u', password: 'p' }, authorization: 'Bearer t0k', insecure: false, ca: 'PEM' });
+    expect(requestFromImageInfo({ urls: ['http://h/i'], image_request_authorization: null }, {}, target, opts).authorization).toBeUndefined();
+  });
+
+  it('refuses an image_request_authorization that is not a base64-encoded one-line header value', () => {
+    for (const bad of ['not base64!', Buffer.from('Bearer a\r\nX-Evil: 1').toString('base64'), 42]) {
+      expect(() => requestFromImageInfo({ urls: ['http://h/i'], image_request_authorization: bad }, {}, target, opts)).toThrow(/image_request_authorization/);
+    }
+  });
 });

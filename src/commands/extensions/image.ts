@@ -14,6 +14,8 @@ export interface ImageDeps {
   deployState: DeployState;
   /** The disk to use when no image was written by this agent (a takeover). */
   rootDevice(): Promise<BlockDevice>;
+  /** The `config` from the last lookup (enable_bios_bootloader_install, from Ironic 29.0). */
+  lookupConfig(): Record<string, unknown>;
 }
 
 const Nullable = (t: ReturnType<typeof Type.String>) => Type.Optional(Type.Union([t, Type.Null()]));
@@ -45,6 +47,8 @@ export function imageCommands(deps: ImageDeps): Record<string, CommandSpec> {
             prepBootPartUuid: params.prep_boot_part_uuid,
             targetBootMode: params.target_boot_mode,
             customKernelParams: deps.deployState.kernelParams,
+            // Absent (Ironic 21.4) means allowed, as IPA's default.
+            runDeployedTools: deps.lookupConfig().enable_bios_bootloader_install !== false,
           },
           deps.guard,
         );

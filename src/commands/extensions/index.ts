@@ -30,6 +30,8 @@ export function stepContext(agent: Agent, node: Record<string, any>, ports: Arra
       diskWaitAttempts: o.diskWaitAttempts,
       diskWaitDelaySec: o.diskWaitDelay,
       kexecEnabled: o.kexec,
+      insecure: o.insecure,
+      ca: agent.cafileContents(),
     },
     deployState: agent.deployState,
   };
@@ -65,7 +67,15 @@ export function registerExtensions(engine: CommandEngine, agent: Agent): void {
         }),
     }),
   );
-  engine.register('image', imageCommands({ guard: agent.guard, deployState: agent.deployState, rootDevice: () => agent.hardware.rootDevice(agent.lastNode()) }));
+  engine.register(
+    'image',
+    imageCommands({
+      guard: agent.guard,
+      deployState: agent.deployState,
+      rootDevice: () => agent.hardware.rootDevice(agent.lastNode()),
+      lookupConfig: () => agent.lookupConfig,
+    }),
+  );
   engine.register('log', logCommands({ inventory: () => agent.hardware.inventory(), commands: () => engine.list() }));
   engine.register('rescue', { finalize_rescue: unsupported('rescue.finalize_rescue', 'rescue mode is not implemented') });
   engine.register('system', systemCommands({ quiesce: () => agent.quiesce() }));

@@ -31,6 +31,23 @@ export interface InstallBootloaderOptions {
   targetBootMode?: 'uefi' | 'bios' | null;
   /** Extra kernel command line for the deployed OS (string or list). */
   customKernelParams?: string | string[] | null;
+  /**
+   * Whether the deployed OS's own grub-install/grub-mkconfig may run (in a
+   * chroot, as root, inside the ramdisk). Ironic 29.0's lookup sends
+   * enable_bios_bootloader_install ([agent] option; CVE-2026-43003 mitigation:
+   * a tenant image's programs should not run in the agent); false refuses it.
+   */
+  runDeployedTools?: boolean;
+}
+
+/** Refuses to run the image's own boot loader tools when the conductor disabled that. */
+function assertDeployedToolsAllowed(opts: InstallBootloaderOptions, what: string): void {
+  if (opts.runDeployedTools === false) {
+    throw new BootloaderError(
+      `${what} would run the deployed image's own GRUB tools, which the conductor disabled ` +
+        '(enable_bios_bootloader_install is false; CVE-2026-43003 mitigation)',
+    );
+  }
 }
 
 export interface BiosResult {
@@ -69,6 +86,7 @@ async function installBios(opts: InstallBootloaderOptions, params: string[], gua
   if (!isFsUuid(opts.rootUuid)) {
     throw new BootloaderError('BIOS boot loader installation needs the root partition UUID of a partition image');
   }
+  assertDeployedToolsAllowed(opts, 'BIOS boot loader installation');
   const root = await findDeployedRoot(opts.device, opts.rootUuid);
   const target = opts.prepBootPartUuid ? await prepTarget(opts.device, opts.prepBootPartUuid) : opts.device;
   guard.assertWritable(opts.device);
@@ -108,12 +126,14 @@ async function installUefi(opts: InstallBootloaderOptions, params: string[], gua
           'to install one from',
       );
     }
+    assertDeployedToolsAllowed(opts, `the EFI system partition on ${opts.device} holds no boot loader; filling it`);
     log.warn({ device: opts.device }, 'empty EFI system partition: installing the deployed OS\'s GRUB');
     const root = await findDeployedRoot(opts.device, opts.rootUuid);
     ({ grubInstall, kernelParamsFiles } = await populateEspWithGrub(opts.device, esp, root, params, guard));
     registered = await registerEfiLoaders(opts.device, esp, guard);
     if (!registered) throw new BootloaderError('grub-install ran but the EFI system partition still holds no boot loader');
   } else if (params.length) {
+    assertDeployedToolsAllowed(opts, 'adding kernel parameters (grub-mkconfig)');
     kernelParamsFiles = await applyParamsToDeployedRoot(opts, params, guard);
   }
   return {

@@ -1,41 +1,29 @@
 import { createHash } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AGENT_VERSION } from '../../src/version.ts';
 import { startAgent, type AgentProcess } from '../helpers/agent-process.ts';
-import { configDriveHostname, expectDiskHoldsImage, pemBody, servedCertificate } from '../helpers/deployed-disk.ts';
+import { configDriveHostname, expectDiskHoldsImage } from '../helpers/deployed-disk.ts';
 import { startImageServer, type ImageServer } from '../helpers/http-image-server.ts';
 import { makeRawImage, sha256File } from '../helpers/images.ts';
-import { startIronic, type Ironic } from '../helpers/ironic.ts';
-import { createLoopDisk, giveDiskAPartition, metadataLeft, type LoopDisk } from '../helpers/loop-disk.ts';
+import { startIronicRelease, type ReleaseIronic } from '../helpers/ironic-release.ts';
+import { createLoopDisk, giveDiskAPartition, type LoopDisk } from '../helpers/loop-disk.ts';
 
-// The same flows as cleaning.test.ts and deploy.test.ts (Ironic 21.4), against
-// Ironic 29.0.5 (OpenStack 2025.1, Debian 13) run from the root that
-// lab/ironic/ensure-2025.sh keeps cached, plus what only 29.0 does:
-//   - [agent]require_tls (default true): our https callback, verified with the certificate we sent;
-//   - agent_token on GETs of /v1/commands: later token-less GETs are refused (IPA 10's rule);
+// What only Ironic 29.0 (OpenStack 2025.1) does, beyond the release suite
+// (ironic-release-suite.ts, run against 21.4 and 29.0 alike):
 //   - agent_md5_checksum_enable=false at lookup: an md5 image checksum is refused;
 //   - service steps on an active node (`baremetal node service`): our read-only verify_root_device;
-//   - system.lockdown, sent by 29.0 instead of a power off for a node with disable_power_off.
+//   - system.lockdown, sent by 29.0 instead of a power off for a node with disable_power_off;
+//   - enable_bios_bootloader_install=false at lookup: the image's own grub is never run.
 // Servicing needs [deploy]fast_track here: 29.0.5 accepts lookups in 'service wait' only with
 // fast track (states.LOOKUP_ALLOWED_STATES has no SERVICEWAIT), and the agent has to look the
 // node up again there because entering service power-cycles the node, which wipes the token.
 
-const LAB = resolve(import.meta.dirname, '../../lab/ironic');
 const MAC = '52:54:00:a0:20:25';
 const IMAGE_MIB = 24;
-
-/** The Ironic 29.0 root: $METAL_AGENT_IRONIC_2025_ROOT when it holds a finished build, else the cached one (built on first use). */
-async function ironicRoot(): Promise<string> {
-  const given = process.env.METAL_AGENT_IRONIC_2025_ROOT;
-  if (given && existsSync(join(given, '.metal-agent-ironic-2025'))) return given;
-  const { stdout } = await execa(join(LAB, 'ensure-2025.sh'), [], { stderr: 'inherit' });
-  return stdout.trim().split('\n').pop()!;
-}
 
 async function sha256Device(path: string): Promise<string> {
   const { stdout } = await execa('sha256sum', [path]);
@@ -57,24 +45,16 @@ function agentProcessAlive(port: number): boolean {
 }
 
 
-describe('Ironic 29.0 (2025.1) drives our agent: cleaning, deploy, service, lockdown', () => {
-  let root: string;
-  let ironic: Ironic;
+describe('Ironic 29.0: only in 2025.1: md5 switch, service steps, system.lockdown', () => {
+  let ironic: ReleaseIronic;
   let agent: AgentProcess;
   let disks: LoopDisk[] = [];
   let server: ImageServer;
   let uuid: string;
   const dir = mkdtempSync(join(tmpdir(), 'metal-agent-ironic2025-'));
   const raw = join(dir, 'disk.raw');
-  const seen: { agentUrl?: string; verifyCa?: string; version?: string; tokens: string[] } = { tokens: [] };
+  const seen: { agentUrl?: string; tokens: string[] } = { tokens: [] };
   let caFile = '';
-
-  /** The node's agent_secret_token as Ironic keeps it (the API masks it; the sqlite database does not). */
-  async function secretToken(): Promise<string> {
-    const py = 'import json,sqlite3,sys\nc=sqlite3.connect(sys.argv[1],timeout=10)\nr=c.execute("select driver_internal_info from nodes where uuid=?",(sys.argv[2],)).fetchone()\nprint(json.loads((r and r[0]) or "{}").get("agent_secret_token") or "")';
-    const { stdout } = await execa('/usr/bin/python3', ['-c', py, join(ironic.stateDir, 'ironic.sqlite'), uuid]);
-    return stdout.trim();
-  }
 
   /** Polls the node (and its token) until it reaches one of `states`. */
   async function watch(states: string[], timeoutSec: number): Promise<Record<string, any>> {
@@ -82,12 +62,11 @@ describe('Ironic 29.0 (2025.1) drives our agent: cleaning, deploy, service, lock
       const dii = node.driver_internal_info ?? {};
       if (dii.agent_url && !seen.agentUrl) {
         seen.agentUrl = dii.agent_url;
-        seen.version = dii.agent_version;
         // Ironic stores the certificate under its root's [agent]certificates_path.
-        caFile = join(root, dii.agent_verify_ca);
-        seen.verifyCa = readFileSync(caFile, 'utf8');
+        caFile = join(dir, 'agent-ca.pem');
+        writeFileSync(caFile, readFileSync(ironic.hostPath(dii.agent_verify_ca)));
       }
-      const token = await secretToken();
+      const token = await ironic.secretToken(uuid);
       if (token && !seen.tokens.includes(token)) seen.tokens.push(token);
     };
     try {
@@ -130,14 +109,16 @@ describe('Ironic 29.0 (2025.1) drives our agent: cleaning, deploy, service, lock
   }
 
   beforeAll(async () => {
-    root = await ironicRoot();
     await makeRawImage(raw, IMAGE_MIB);
     disks = [await createLoopDisk(96, 'i25-root'), await createLoopDisk(64, 'i25-other')];
     for (const d of disks) await giveDiskAPartition(d.device);
     server = await startImageServer();
-    ironic = await startIronic({ chroot: root, fastTrack: true, extraConf: '[agent]\nallow_md5_checksum = false\n' });
+    ironic = await startIronicRelease('29.0', { fastTrack: true, extraConf: '[agent]\nallow_md5_checksum = false\nenable_bios_bootloader_install = false\n' });
     uuid = await ironic.enroll(MAC, { rootDevice: { name: disks[0]!.device }, driverInfo: { deploy_forces_oob_reboot: 'true' } });
     agent = await startAgent({ apiUrl: ironic.url, mac: MAC, allowedDevices: disks.map((d) => d.device) });
+    // Cleaning itself is the release suite's; here it only has to end.
+    const node = await watch(['available', 'clean failed'], 300);
+    expect(node.provision_state, node.last_error).toBe('available');
   }, 900_000);
 
   afterAll(async () => {
@@ -146,43 +127,6 @@ describe('Ironic 29.0 (2025.1) drives our agent: cleaning, deploy, service, lock
     await server?.stop();
     for (const d of disks) await d.destroy();
     rmSync(dir, { recursive: true, force: true });
-  });
-
-  it('runs Ironic 29.0 from the cached Debian 13 root', async () => {
-    const { stdout } = await execa('chroot', [root, 'dpkg-query', '-W', '-f=${Version}', 'python3-ironic']);
-    expect(stdout).toMatch(/^1:29\.0\./);
-    // The API that answers is that one: 29.0 speaks up to 1.96 (1.95: disable_power_off), 21.4 up to 1.82.
-    const rootDoc = (await (await fetch(`${ironic.url}/`)).json()) as { default_version: { version: string } };
-    expect(Number(rootDoc.default_version.version.split('.')[1])).toBeGreaterThanOrEqual(95);
-  });
-
-  it('automated cleaning: clean wait -> available, both disks lose their metadata', async () => {
-    for (const d of disks) expect(await metadataLeft(d.device)).not.toEqual([]);
-    const node = await watch(['available', 'clean failed'], 300);
-    expect(node.last_error ?? null, agent.output().slice(-3000)).toBeNull();
-    expect(node.provision_state).toBe('available');
-    for (const d of disks) expect(await metadataLeft(d.device)).toEqual([]);
-    expect(agent.output()).toMatch(/"command":"clean.execute_clean_step".*"status":"SUCCEEDED"/);
-  }, 320_000);
-
-  it('require_tls: Ironic recorded our https callback and version, and verified us with the certificate we sent', async () => {
-    expect(seen.version).toBe(AGENT_VERSION);
-    expect(seen.agentUrl).toBe(`https://127.0.0.1:${agent.port}`);
-    expect(pemBody(seen.verifyCa!)).toBe(await servedCertificate(agent.port));
-    // 29.0 refuses http callbacks outright ([agent]require_tls defaults to true).
-    expect(ironic.log()).not.toMatch(/does not use TLS/);
-  });
-
-  it('token on GETs: Ironic 29.0 sent it, so a GET without it (or with a wrong one) is refused, and the token works', async () => {
-    // Fast track keeps the node's token after cleaning; the agent holds the same one.
-    const token = await secretToken();
-    expect(token.length).toBeGreaterThanOrEqual(32);
-    expect((await getCommands()).status).toBe(401);
-    expect((await getCommands('x'.repeat(token.length))).status).toBe(401);
-    const ok = await getCommands(token);
-    expect(ok.status).toBe(200);
-    const names = (JSON.parse(ok.body).commands as Array<{ command_name: string }>).map((c) => c.command_name);
-    expect(names).toContain('execute_clean_step');
   });
 
   it('agent_md5_checksum_enable=false: an md5 image checksum fails the deploy before the disk is written', async () => {
@@ -202,6 +146,29 @@ describe('Ironic 29.0 (2025.1) drives our agent: cleaning, deploy, service, lock
     expectDiskHoldsImage(disks[0]!.device, raw);
     expect(await configDriveHostname(disks[0]!.device)).toBe('node-2025');
   }, 320_000);
+
+  it("enable_bios_bootloader_install=false reached the agent: install_bootloader for BIOS is refused, the disk untouched", async () => {
+    const configs = agent
+      .output()
+      .split('\n')
+      .filter((l) => l.includes('"msg":"conductor config from lookup"'))
+      .map((l) => JSON.parse(l).config as Record<string, unknown>);
+    expect(configs.length).toBeGreaterThan(0);
+    expect(configs.at(-1)).toMatchObject({ enable_bios_bootloader_install: false, agent_md5_checksum_enable: false });
+    expect(configs.at(-1)).not.toHaveProperty('agent_token');
+    // What Ironic sends after writing a partition image in BIOS mode, with the token it gave the agent.
+    const before = await sha256Device(disks[0]!.device);
+    const token = seen.tokens[seen.tokens.length - 1]!;
+    const params = { root_uuid: '4b4d6a1e-0000-4000-8000-000000000001', target_boot_mode: 'bios' };
+    const { stdout } = await execa('curl', [
+      '-sS', '--cacert', caFile, '-X', 'POST', '-d', JSON.stringify({ name: 'image.install_bootloader', params }),
+      `${agent.url}/v1/commands/?wait=true&agent_token=${encodeURIComponent(token)}`,
+    ]);
+    const body = JSON.parse(stdout) as Record<string, any>;
+    expect(body.command_status, JSON.stringify(body)).toBe('FAILED');
+    expect(JSON.stringify(body.command_error)).toMatch(/enable_bios_bootloader_install is false/);
+    expect(await sha256Device(disks[0]!.device)).toBe(before);
+  });
 
   it('service step on the active node: verify_root_device reads the deployed disk, leaves it untouched, node back to active', async () => {
     const before = await sha256Device(disks[0]!.device);

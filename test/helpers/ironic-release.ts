@@ -1,0 +1,68 @@
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { execa } from 'execa';
+import { startIronic, type Ironic, type IronicOptions } from './ironic.ts';
+
+// The two Ironic releases the integration suite runs against, and what tells
+// them apart from a test's point of view. The agent itself has no such table:
+// it adapts to what the conductor sends (see docs/ironic-releases.md).
+
+const LAB = resolve(import.meta.dirname, '../../lab/ironic');
+
+export type IronicRelease = '21.4' | '29.0';
+
+export interface ReleaseTraits {
+  release: IronicRelease;
+  openstack: string;
+  /** dpkg version of python3-ironic, on the host (21.4) or in the Debian 13 root (29.0). */
+  packageVersion: RegExp;
+  /** Lowest API microversion the release must answer with (21.4 speaks up to 1.82, 29.0 up to 1.96). */
+  minApiVersion: number;
+  /** Whether the conductor sends agent_token on GETs of /v1/commands (29.0 does, 21.4 does not). */
+  tokenOnGets: boolean;
+}
+
+export const RELEASES: Record<IronicRelease, ReleaseTraits> = {
+  '21.4': { release: '21.4', openstack: '2023.1', packageVersion: /^1:21\.4\./, minApiVersion: 82, tokenOnGets: false },
+  '29.0': { release: '29.0', openstack: '2025.1', packageVersion: /^1:29\.0\./, minApiVersion: 95, tokenOnGets: true },
+};
+
+/** The Ironic 29.0 root: $METAL_AGENT_IRONIC_2025_ROOT when it holds a finished build, else the cached one (built on first use). */
+export async function ironic2025Root(): Promise<string> {
+  const given = process.env.METAL_AGENT_IRONIC_2025_ROOT;
+  if (given && existsSync(join(given, '.metal-agent-ironic-2025'))) return given;
+  const { stdout } = await execa(join(LAB, 'ensure-2025.sh'), [], { stderr: 'inherit' });
+  return stdout.trim().split('\n').pop()!;
+}
+
+export interface ReleaseIronic extends Ironic {
+  /** The Debian 13 root 29.0 runs from; undefined for 21.4 (the host's package). */
+  root?: string;
+  /** A path as the conductor wrote it (e.g. agent_verify_ca), as the host sees it. */
+  hostPath(path: string): string;
+  /** python3-ironic's dpkg version where this conductor runs from. */
+  packageVersion(): Promise<string>;
+  /** The node's agent_secret_token as Ironic keeps it (the API masks it; the sqlite database does not). */
+  secretToken(uuid: string): Promise<string>;
+}
+
+/** Starts the given release with the same options: the suite's config differs in nothing else. */
+export async function startIronicRelease(release: IronicRelease, opts: Omit<IronicOptions, 'chroot'> = {}): Promise<ReleaseIronic> {
+  const root = release === '29.0' ? await ironic2025Root() : undefined;
+  const ironic = await startIronic({ ...opts, chroot: root });
+  const chrootArgs = (cmd: string[]) => (root ? ['chroot', [root, ...cmd]] : [cmd[0]!, cmd.slice(1)]) as [string, string[]];
+  return {
+    ...ironic,
+    root,
+    hostPath: (path) => (root ? join(root, path) : path),
+    async packageVersion() {
+      const { stdout } = await execa(...chrootArgs(['dpkg-query', '-W', '-f=${Version}', 'python3-ironic']));
+      return stdout.trim();
+    },
+    async secretToken(uuid) {
+      const py = 'import json,sqlite3,sys\nc=sqlite3.connect(sys.argv[1],timeout=10)\nr=c.execute("select driver_internal_info from nodes where uuid=?",(sys.argv[2],)).fetchone()\nprint(json.loads((r and r[0]) or "{}").get("agent_secret_token") or "")';
+      const { stdout } = await execa('/usr/bin/python3', ['-c', py, join(ironic.stateDir, 'ironic.sqlite'), uuid]);
+      return stdout.trim();
+    },
+  };
+}
