@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { execa } from 'execa';
 import { startIronic, type Ironic, type IronicOptions } from './ironic.ts';
@@ -35,6 +35,16 @@ export async function ironic2025Root(): Promise<string> {
   return stdout.trim().split('\n').pop()!;
 }
 
+/** What Ironic holds only briefly (agent_url and the certificate until cleaning or deploy ends, tokens), as seen while watching. */
+export interface AgentSeen {
+  agentUrl?: string;
+  version?: string;
+  /** The PEM Ironic stored as agent_verify_ca. */
+  verifyCa?: string;
+  /** Every agent_secret_token the node had, oldest first. */
+  tokens: string[];
+}
+
 export interface ReleaseIronic extends Ironic {
   /** The Debian 13 root 29.0 runs from; undefined for 21.4 (the host's package). */
   root?: string;
@@ -44,6 +54,8 @@ export interface ReleaseIronic extends Ironic {
   packageVersion(): Promise<string>;
   /** The node's agent_secret_token as Ironic keeps it (the API masks it; the sqlite database does not). */
   secretToken(uuid: string): Promise<string>;
+  /** waitForState (polling every 100 ms) that records into `seen`; a timeout's error ends with `context()` (the agent's log). */
+  watch(uuid: string, states: string[], timeoutSec: number, seen: AgentSeen, context: () => string): Promise<Record<string, any>>;
 }
 
 /** Starts the given release with the same options: the suite's config differs in nothing else. */
@@ -51,18 +63,37 @@ export async function startIronicRelease(release: IronicRelease, opts: Omit<Iron
   const root = release === '29.0' ? await ironic2025Root() : undefined;
   const ironic = await startIronic({ ...opts, chroot: root });
   const chrootArgs = (cmd: string[]) => (root ? ['chroot', [root, ...cmd]] : [cmd[0]!, cmd.slice(1)]) as [string, string[]];
+  const secretToken = async (uuid: string) => {
+    const py = 'import json,sqlite3,sys\nc=sqlite3.connect(sys.argv[1],timeout=10)\nr=c.execute("select driver_internal_info from nodes where uuid=?",(sys.argv[2],)).fetchone()\nprint(json.loads((r and r[0]) or "{}").get("agent_secret_token") or "")';
+    const { stdout } = await execa('/usr/bin/python3', ['-c', py, join(ironic.stateDir, 'ironic.sqlite'), uuid]);
+    return stdout.trim();
+  };
+  const hostPath = (path: string) => (root ? join(root, path) : path);
   return {
     ...ironic,
     root,
-    hostPath: (path) => (root ? join(root, path) : path),
+    hostPath,
     async packageVersion() {
       const { stdout } = await execa(...chrootArgs(['dpkg-query', '-W', '-f=${Version}', 'python3-ironic']));
       return stdout.trim();
     },
-    async secretToken(uuid) {
-      const py = 'import json,sqlite3,sys\nc=sqlite3.connect(sys.argv[1],timeout=10)\nr=c.execute("select driver_internal_info from nodes where uuid=?",(sys.argv[2],)).fetchone()\nprint(json.loads((r and r[0]) or "{}").get("agent_secret_token") or "")';
-      const { stdout } = await execa('/usr/bin/python3', ['-c', py, join(ironic.stateDir, 'ironic.sqlite'), uuid]);
-      return stdout.trim();
+    secretToken,
+    async watch(uuid, states, timeoutSec, seen, context) {
+      const onNode = async (node: Record<string, any>) => {
+        const dii = node.driver_internal_info ?? {};
+        if (dii.agent_url && !seen.agentUrl) {
+          seen.agentUrl = dii.agent_url;
+          seen.version = dii.agent_version;
+          seen.verifyCa = readFileSync(hostPath(dii.agent_verify_ca), 'utf8');
+        }
+        const token = await secretToken(uuid);
+        if (token && !seen.tokens.includes(token)) seen.tokens.push(token);
+      };
+      try {
+        return await ironic.waitForState(uuid, states, timeoutSec, { everyMs: 100, onNode });
+      } catch (err) {
+        throw new Error(`${(err as Error).message}\n${context().slice(-3000)}`);
+      }
     },
   };
 }

@@ -9,7 +9,7 @@ import { startAgent, type AgentProcess } from '../helpers/agent-process.ts';
 import { configDriveHostname, expectDiskHoldsImage } from '../helpers/deployed-disk.ts';
 import { startImageServer, type ImageServer } from '../helpers/http-image-server.ts';
 import { makeRawImage, sha256File } from '../helpers/images.ts';
-import { startIronicRelease, type ReleaseIronic } from '../helpers/ironic-release.ts';
+import { startIronicRelease, type AgentSeen, type ReleaseIronic } from '../helpers/ironic-release.ts';
 import { createLoopDisk, giveDiskAPartition, type LoopDisk } from '../helpers/loop-disk.ts';
 
 // What only Ironic 29.0 (OpenStack 2025.1) does, beyond the release suite
@@ -53,34 +53,22 @@ describe('Ironic 29.0: only in 2025.1: md5 switch, service steps, system.lockdow
   let uuid: string;
   const dir = mkdtempSync(join(tmpdir(), 'metal-agent-ironic2025-'));
   const raw = join(dir, 'disk.raw');
-  const seen: { agentUrl?: string; tokens: string[] } = { tokens: [] };
-  let caFile = '';
+  const seen: AgentSeen = { tokens: [] };
 
-  /** Polls the node (and its token) until it reaches one of `states`. */
-  async function watch(states: string[], timeoutSec: number): Promise<Record<string, any>> {
-    const onNode = async (node: Record<string, any>) => {
-      const dii = node.driver_internal_info ?? {};
-      if (dii.agent_url && !seen.agentUrl) {
-        seen.agentUrl = dii.agent_url;
-        // Ironic stores the certificate under its root's [agent]certificates_path.
-        caFile = join(dir, 'agent-ca.pem');
-        writeFileSync(caFile, readFileSync(ironic.hostPath(dii.agent_verify_ca)));
-      }
-      const token = await ironic.secretToken(uuid);
-      if (token && !seen.tokens.includes(token)) seen.tokens.push(token);
-    };
-    try {
-      return await ironic.waitForState(uuid, states, timeoutSec, { everyMs: 250, onNode });
-    } catch (err) {
-      throw new Error(`${(err as Error).message}\n${agent.output().slice(-3000)}`);
-    }
+  const watch = (states: string[], timeoutSec: number) => ironic.watch(uuid, states, timeoutSec, seen, () => agent.output());
+
+  /** The certificate Ironic holds for the agent, as a file for curl. */
+  function caFile(): string {
+    const f = join(dir, 'agent-ca.pem');
+    writeFileSync(f, seen.verifyCa!);
+    return f;
   }
 
   /** GET of the agent's command list over HTTPS, verified with the certificate Ironic holds. */
   async function getCommands(token?: string): Promise<{ status: number; body: string }> {
     const url = `https://127.0.0.1:${agent.port}/v1/commands/${token === undefined ? '' : `?agent_token=${encodeURIComponent(token)}`}`;
     const out = join(dir, 'curl.out');
-    const r = await execa('curl', ['-sS', '--cacert', caFile, '-o', out, '-w', '%{http_code}', url], { reject: false });
+    const r = await execa('curl', ['-sS', '--cacert', caFile(), '-o', out, '-w', '%{http_code}', url], { reject: false });
     if (r.exitCode !== 0) throw Object.assign(new Error(`curl ${url}: exit ${r.exitCode} ${r.stderr}`), { curlExit: r.exitCode });
     return { status: Number(r.stdout), body: readFileSync(out, 'utf8') };
   }
@@ -161,7 +149,7 @@ describe('Ironic 29.0: only in 2025.1: md5 switch, service steps, system.lockdow
     const token = seen.tokens[seen.tokens.length - 1]!;
     const params = { root_uuid: '4b4d6a1e-0000-4000-8000-000000000001', target_boot_mode: 'bios' };
     const { stdout } = await execa('curl', [
-      '-sS', '--cacert', caFile, '-X', 'POST', '-d', JSON.stringify({ name: 'image.install_bootloader', params }),
+      '-sS', '--cacert', caFile(), '-X', 'POST', '-d', JSON.stringify({ name: 'image.install_bootloader', params }),
       `${agent.url}/v1/commands/?wait=true&agent_token=${encodeURIComponent(token)}`,
     ]);
     const body = JSON.parse(stdout) as Record<string, any>;

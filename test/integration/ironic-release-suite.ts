@@ -9,7 +9,7 @@ import { startAgent, type AgentProcess } from '../helpers/agent-process.ts';
 import { configDriveHostname, expectDiskHoldsImage, pemBody, servedCertificate } from '../helpers/deployed-disk.ts';
 import { startImageServer, type ImageServer } from '../helpers/http-image-server.ts';
 import { compress, makeRawImage, sha256File, toQcow2 } from '../helpers/images.ts';
-import { RELEASES, startIronicRelease, type IronicRelease, type ReleaseIronic } from '../helpers/ironic-release.ts';
+import { RELEASES, startIronicRelease, type AgentSeen, type IronicRelease, type ReleaseIronic } from '../helpers/ironic-release.ts';
 import { createLoopDisk, giveDiskAPartition, metadataLeft, type LoopDisk } from '../helpers/loop-disk.ts';
 
 // One suite, run against each Ironic release (ironic-21.4.test.ts and
@@ -59,26 +59,9 @@ export function ironicReleaseSuite(release: IronicRelease, mac: string): void {
     let uuid: string;
     const dir = mkdtempSync(join(tmpdir(), `metal-agent-ironic-${release}-`));
     const raw = join(dir, 'disk.raw');
-    const seen: { agentUrl?: string; verifyCa?: string; version?: string; tokens: string[] } = { tokens: [] };
+    const seen: AgentSeen = { tokens: [] };
 
-    /** Polls the node every 100 ms until one of `states`, keeping what Ironic holds only briefly (agent_url, certificate, tokens). */
-    async function watch(states: string[], timeoutSec: number): Promise<Record<string, any>> {
-      const onNode = async (node: Record<string, any>) => {
-        const dii = node.driver_internal_info ?? {};
-        if (dii.agent_url && !seen.agentUrl) {
-          seen.agentUrl = dii.agent_url;
-          seen.version = dii.agent_version;
-          seen.verifyCa = readFileSync(ironic.hostPath(dii.agent_verify_ca), 'utf8');
-        }
-        const token = await ironic.secretToken(uuid);
-        if (token && !seen.tokens.includes(token)) seen.tokens.push(token);
-      };
-      try {
-        return await ironic.waitForState(uuid, states, timeoutSec, { everyMs: 100, onNode });
-      } catch (err) {
-        throw new Error(`${(err as Error).message}\n${agent.output().slice(-3000)}`);
-      }
-    }
+    const watch = (states: string[], timeoutSec: number) => ironic.watch(uuid, states, timeoutSec, seen, () => agent.output());
 
     /** GET of the agent's command list over HTTPS, trusting only the certificate Ironic holds for it. */
     async function getCommands(token?: string): Promise<number> {
