@@ -24,7 +24,8 @@ import { createLoopDisk, giveDiskAPartition, metadataLeft, type LoopDisk } from 
 //   - a raw image + config drive deploy to active (byte-identical disk);
 //   - the token on GETs of /v1/commands: whatever the release sends works, and once a
 //     token came with a GET, a GET without one is refused (IPA 10's rule);
-//   - rebuilds from qcow2, zstd and gzip images; a wrong checksum fails the deploy.
+//   - rebuilds from qcow2, zstd and gzip images, and one checked by a checksums file named by
+//     URL; a wrong checksum fails the deploy.
 
 const IMAGE_MIB = 24;
 
@@ -72,14 +73,24 @@ export function ironicReleaseSuite(release: IronicRelease, mac: string): void {
       return Number(r.stdout);
     }
 
-    async function deploy(path: string, opts: { format: string; hash?: string; hostname: string; rebuild?: boolean }) {
+    let checksumForm: 'hash' | 'url' | undefined;
+
+    /** Deploys (or rebuilds) from `path`, checked by sha256 (os_hash_*), or by a checksums file named by URL (image_checksum). */
+    async function deploy(path: string, opts: { format: string; hash?: string; checksumUrl?: string; hostname: string; rebuild?: boolean }) {
       const url = server.serve(`/${path.split('/').pop()}`, { path });
+      const [set, unset] = opts.checksumUrl
+        ? [[`image_checksum=${opts.checksumUrl}`], ['image_os_hash_algo', 'image_os_hash_value']]
+        : [['image_os_hash_algo=sha256', `image_os_hash_value=${opts.hash ?? (await sha256File(path))}`], ['image_checksum']];
+      // Ironic refuses to unset what is not set: only the other form, and only once it was used.
+      if (checksumForm && checksumForm !== (opts.checksumUrl ? 'url' : 'hash')) {
+        await ironic.baremetal(['node', 'unset', uuid, ...unset.flatMap((k) => ['--instance-info', k])]);
+      }
+      checksumForm = opts.checksumUrl ? 'url' : 'hash';
       await ironic.baremetal([
         'node', 'set', uuid,
         '--instance-info', `image_source=${url}`,
-        '--instance-info', 'image_os_hash_algo=sha256',
-        '--instance-info', `image_os_hash_value=${opts.hash ?? (await sha256File(path))}`,
         '--instance-info', `image_disk_format=${opts.format}`,
+        ...set.flatMap((kv) => ['--instance-info', kv]),
       ]);
       const cd = JSON.stringify({ meta_data: { hostname: opts.hostname } });
       await ironic.baremetal(['node', opts.rebuild ? 'rebuild' : 'deploy', uuid, '--config-drive', cd]);
@@ -191,6 +202,14 @@ export function ironicReleaseSuite(release: IronicRelease, mac: string): void {
         await expectDeployed(await deploy(packed, { format: 'raw', hostname: `${kind}-${release}`, rebuild: true }), `${kind}-${release}`);
       }, 320_000);
     }
+
+    it('rebuild with the checksum given as a URL of a checksums file (image_checksum=URL)', async () => {
+      const sums = `${'0'.repeat(64)}  other.img\n${await sha256File(raw)}  disk.raw\n`;
+      const checksumUrl = server.serve('/SHA256SUMS', { body: sums });
+      const node = await deploy(raw, { format: 'raw', checksumUrl, hostname: `sums-${release}`, rebuild: true });
+      await expectDeployed(node, `sums-${release}`);
+      expect(server.requests.some((r) => r.path === '/SHA256SUMS' && r.status === 200)).toBe(true);
+    }, 320_000);
 
     it('a wrong checksum fails the deploy with a clear error', async () => {
       const node = await deploy(raw, { format: 'raw', hostname: 'bad', hash: 'a'.repeat(64), rebuild: true });
