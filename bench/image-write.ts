@@ -3,7 +3,7 @@
 // alternating, medians of N runs. The agent side runs in a child process so
 // its peak RSS is its own.
 //
-//   npx tsx bench/image-write.ts [--size-mib 2048] [--repeats 3] [--write-mib 8] [--in-flight 2]
+//   npx tsx bench/image-write.ts [--size-mib 2048] [--repeats 5] [--write-mib 8] [--in-flight 2]
 //
 // Root is needed (loop devices). Everything is created under a temp dir and
 // removed at the end; only 127.0.0.1 is used.
@@ -96,7 +96,7 @@ function makeImage(path: string, size: number): string {
 async function main(): Promise<void> {
   if (args.includes('--child')) return child();
   const sizeMiB = flag('size-mib', 2048);
-  const repeats = flag('repeats', 3);
+  const repeats = flag('repeats', 5);
   const tuning = { writeBytes: flag('write-mib', 8) * MiB, inFlight: flag('in-flight', 2) };
   const size = sizeMiB * MiB;
   const work = mkdtempSync(join(tmpdir(), 'bench-image-write-'));
