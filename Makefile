@@ -38,7 +38,9 @@ ironic-2025: deps
 
 # The demo's flow (test/e2e/demo.test.ts) runs last: it is the whole story.
 e2e: deps ramdisk guest-image
-	$(VITEST) --no-file-parallelism test/e2e --exclude test/e2e/demo.test.ts
+	@mkdir -p $(BUILD)
+	$(VITEST) --no-file-parallelism --reporter=default --reporter=json --outputFile.json=$(BUILD)/e2e-results.json test/e2e --exclude test/e2e/demo.test.ts; \
+	  status=$$?; npx tsx scripts/release-report.ts $(BUILD)/e2e-results.json || true; exit $$status
 	@rm -f $(BUILD)/demo-failure.log
 	$(VITEST) test/e2e/demo.test.ts || { echo '--- the end of the failed demo run:'; cat $(BUILD)/demo-failure.log 2>/dev/null; exit 1; }
 

@@ -1,6 +1,6 @@
-// Prints the integration results per Ironic release from vitest's JSON report
-// (make test-integration writes it): the release suite's tests are named
-// "Ironic <release>: ...", so each release gets its own line, with what failed.
+// Prints test results per Ironic release from vitest's JSON report (make
+// test-integration and make e2e write one): tests that drive a conductor are
+// named "Ironic <release>: ...", so each release gets its own line, with what failed.
 //
 //   npx tsx scripts/release-report.ts build/integration-results.json
 import { readFileSync } from 'node:fs';
@@ -43,11 +43,11 @@ for (const result of report.testResults) {
   }
 }
 
-console.log('\nintegration results per Ironic release:');
+console.log(`\nresults per Ironic release (${basename(file)}):`);
 for (const [release, t] of [...byRelease].sort(([a], [b]) => Number(a) - Number(b))) {
   const notRun = t.other ? `, ${t.other} not run` : '';
   console.log(`  Ironic ${release}: ${t.passed} passed, ${t.failed.length} failed${notRun}  (${[...t.files].join(', ')})`);
   for (const f of t.failed) console.log(`    FAILED ${f}`);
 }
 if (byRelease.size === 0) console.log('  no test named "Ironic <release>: ..." ran');
-console.log(`  (${rest} more integration tests use no conductor)`);
+console.log(`  (${rest} more tests use no conductor)`);

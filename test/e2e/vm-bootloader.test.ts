@@ -28,7 +28,7 @@ const ESP_GUID = 'C12A7328-F81F-11D2-BA4B-00A0C93EC93B';
 const GUEST_LINE = /metal-guest: hostname=(\S*) cmdline=([^\r\n]*)/;
 
 for (const firmware of ['uefi', 'bios'] as const) {
-  describe(`partition image + install_bootloader under ${firmware === 'uefi' ? 'OVMF (UEFI)' : 'SeaBIOS'}`, () => {
+  describe(`Ironic 21.4: partition image + install_bootloader under ${firmware === 'uefi' ? 'OVMF (UEFI)' : 'SeaBIOS'}`, () => {
     const mac = firmware === 'uefi' ? '52:54:00:b0:07:01' : '52:54:00:b0:07:02';
     const hostname = `boot-${firmware}-${process.pid}`;
     const dir = mkdtempSync(join(tmpdir(), `metal-agent-boot-${firmware}-`));

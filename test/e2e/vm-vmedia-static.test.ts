@@ -21,7 +21,7 @@ const HOST6 = 'fd00:253::1';
 const NODE6 = 'fd00:253::10';
 const LIMIT_MS = 600_000; // TCG on 2 shared cores: a bound, not a speed check
 
-describe('virtual media boot with a static IPv6 address from network_data.json (no DHCP, no RA)', () => {
+describe('Ironic 21.4: virtual media boot with a static IPv6 address from network_data.json (no DHCP, no RA)', () => {
   let net: VmNetwork;
   let ironic: Ironic;
   let vm: Vm;

@@ -135,7 +135,7 @@ describe('Ironic 29.0: only in 2025.1: md5 switch, service steps, system.lockdow
     expect(await configDriveHostname(disks[0]!.device)).toBe('node-2025');
   }, 320_000);
 
-  it("enable_bios_bootloader_install=false reached the agent: install_bootloader for BIOS is refused, the disk untouched", async () => {
+  it("enable_bios_bootloader_install=false reached the agent: install_bootloader for BIOS is refused (or the failure ignored when asked), the disk untouched", async () => {
     const configs = agent
       .output()
       .split('\n')
@@ -147,14 +147,21 @@ describe('Ironic 29.0: only in 2025.1: md5 switch, service steps, system.lockdow
     // What Ironic sends after writing a partition image in BIOS mode, with the token it gave the agent.
     const before = await sha256Device(disks[0]!.device);
     const token = seen.tokens[seen.tokens.length - 1]!;
-    const params = { root_uuid: '4b4d6a1e-0000-4000-8000-000000000001', target_boot_mode: 'bios' };
-    const { stdout } = await execa('curl', [
-      '-sS', '--cacert', caFile(), '-X', 'POST', '-d', JSON.stringify({ name: 'image.install_bootloader', params }),
-      `${agent.url}/v1/commands/?wait=true&agent_token=${encodeURIComponent(token)}`,
-    ]);
-    const body = JSON.parse(stdout) as Record<string, any>;
+    const installBootloader = async (extra: Record<string, unknown>) => {
+      const params = { root_uuid: '4b4d6a1e-0000-4000-8000-000000000001', target_boot_mode: 'bios', ...extra };
+      const { stdout } = await execa('curl', [
+        '-sS', '--cacert', caFile(), '-X', 'POST', '-d', JSON.stringify({ name: 'image.install_bootloader', params }),
+        `${agent.url}/v1/commands/?wait=true&agent_token=${encodeURIComponent(token)}`,
+      ]);
+      return JSON.parse(stdout) as Record<string, any>;
+    };
+    const body = await installBootloader({});
     expect(body.command_status, JSON.stringify(body)).toBe('FAILED');
     expect(JSON.stringify(body.command_error)).toMatch(/enable_bios_bootloader_install is false/);
+    // With ignore_bootloader_failure (driver_info), as IPA: the deploy may go on, and the result says why.
+    const ignored = await installBootloader({ ignore_bootloader_failure: true });
+    expect(ignored.command_status, JSON.stringify(ignored)).toBe('SUCCEEDED');
+    expect(ignored.command_result.ignoredFailure).toMatch(/enable_bios_bootloader_install is false/);
     expect(await sha256Device(disks[0]!.device)).toBe(before);
   });
 

@@ -1,6 +1,7 @@
 import { Type } from '@sinclair/typebox';
+import { log } from '../../log.ts';
 import { installBootloader } from '../../system/bootloader/index.ts';
-import type { Guard } from '../../system/safety.ts';
+import { SafetyError, type Guard } from '../../system/safety.ts';
 import type { BlockDevice } from '../../hardware/types.ts';
 import type { DeployState } from '../../../steps/types.ts';
 import { BootloaderInstallError } from '../errors.ts';
@@ -39,19 +40,31 @@ export function imageCommands(deps: ImageDeps): Record<string, CommandSpec> {
       failureClass: BootloaderInstallError,
       async run(params) {
         const device = deps.deployState.rootDevice ?? (await deps.rootDevice()).name;
-        return installBootloader(
-          {
-            device,
-            rootUuid: params.root_uuid,
-            efiSystemPartUuid: params.efi_system_part_uuid,
-            prepBootPartUuid: params.prep_boot_part_uuid,
-            targetBootMode: params.target_boot_mode,
-            customKernelParams: deps.deployState.kernelParams,
-            // Absent (Ironic 21.4) means allowed, as IPA's default.
-            runDeployedTools: deps.lookupConfig().enable_bios_bootloader_install !== false,
-          },
-          deps.guard,
-        );
+        const install = () =>
+          installBootloader(
+            {
+              device,
+              rootUuid: params.root_uuid,
+              efiSystemPartUuid: params.efi_system_part_uuid,
+              prepBootPartUuid: params.prep_boot_part_uuid,
+              targetBootMode: params.target_boot_mode,
+              customKernelParams: deps.deployState.kernelParams,
+              // Absent (Ironic 21.4) means allowed, as IPA's default.
+              runDeployedTools: deps.lookupConfig().enable_bios_bootloader_install !== false,
+            },
+            deps.guard,
+          );
+        if (params.ignore_bootloader_failure !== true) return install();
+        // The operator asked (driver_info/ignore_bootloader_failure, e.g. firmware whose NVRAM
+        // refuses efibootmgr): as IPA, a failure is logged and the deploy goes on, but said in the result.
+        try {
+          return await install();
+        } catch (err) {
+          // A refusal to touch a device is not a boot loader failure: never swallowed.
+          if (err instanceof SafetyError) throw err;
+          log.error({ device, err: (err as Error).message }, 'boot loader installation failed; ignored as the conductor asked (ignore_bootloader_failure)');
+          return { ignoredFailure: (err as Error).message };
+        }
       },
     },
   };
