@@ -105,11 +105,11 @@ function redact(url: string): string {
 }
 
 function authHeader(url: URL, opts: SourceOptions): Record<string, string> {
-  const user = url.username ? decodeURIComponent(url.username) : opts.basicAuth?.username;
-  const pass = url.username ? decodeURIComponent(url.password) : opts.basicAuth?.password;
-  if (user === undefined) return opts.authorization ? { authorization: opts.authorization } : {};
-  if (!url.username && opts.authorization) return { authorization: opts.authorization };
-  return { authorization: `Basic ${Buffer.from(`${user}:${pass ?? ''}`).toString('base64')}` };
+  const basic = (user: string, pass: string) => ({ authorization: `Basic ${Buffer.from(`${user}:${pass}`).toString('base64')}` });
+  if (url.username) return basic(decodeURIComponent(url.username), decodeURIComponent(url.password));
+  if (opts.authorization) return { authorization: opts.authorization };
+  if (opts.basicAuth) return basic(opts.basicAuth.username, opts.basicAuth.password);
+  return {};
 }
 
 interface Response {
