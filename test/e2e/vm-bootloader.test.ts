@@ -5,13 +5,15 @@ import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { configDriveHostname, readRange } from '../helpers/deployed-disk.ts';
 import { sha256File } from '../helpers/images.ts';
-import { startIronic, type Ironic } from '../helpers/ironic.ts';
+import { type Ironic } from '../helpers/ironic.ts';
+import { startIronicRelease, type IronicRelease } from '../helpers/ironic-release.ts';
 import { REPO_ROOT } from '../helpers/netns.ts';
 import { createVmNetwork, type VmNetwork } from './qemu-network.ts';
 import { OVMF_VARS_TEMPLATE, startVm, type Vm } from './qemu.ts';
 
-// Issue 4, "Show it" 3: a partition-image deploy through a real Ironic 21.4,
-// once under OVMF (UEFI) and once under SeaBIOS. The VM boots our ramdisk;
+// Issue 4, "Show it" 3: a partition-image deploy through a real Ironic, under
+// OVMF (UEFI) and under SeaBIOS, against 21.4 and 29.0 (issue 10: the same
+// ramdisk, whatever release drives it). The VM boots our ramdisk;
 // Ironic's `direct` deploy has the agent lay out the disk (ESP / MBR, root,
 // config drive), write build/guest-root.img into the root partition and run
 // image.install_bootloader (the image's own GRUB, in a chroot; efibootmgr
@@ -27,10 +29,16 @@ const ROOT_IMG = join(REPO_ROOT, 'build', 'guest-root.img');
 const ESP_GUID = 'C12A7328-F81F-11D2-BA4B-00A0C93EC93B';
 const GUEST_LINE = /metal-guest: hostname=(\S*) cmdline=([^\r\n]*)/;
 
-for (const firmware of ['uefi', 'bios'] as const) {
-  describe(`Ironic 21.4: partition image + install_bootloader under ${firmware === 'uefi' ? 'OVMF (UEFI)' : 'SeaBIOS'}`, () => {
-    const mac = firmware === 'uefi' ? '52:54:00:b0:07:01' : '52:54:00:b0:07:02';
-    const hostname = `boot-${firmware}-${process.pid}`;
+const CASES: Array<{ firmware: 'uefi' | 'bios'; release: IronicRelease; mac: string }> = [
+  { firmware: 'uefi', release: '21.4', mac: '52:54:00:b0:07:01' },
+  { firmware: 'bios', release: '21.4', mac: '52:54:00:b0:07:02' },
+  { firmware: 'uefi', release: '29.0', mac: '52:54:00:b0:29:01' },
+  { firmware: 'bios', release: '29.0', mac: '52:54:00:b0:29:02' },
+];
+
+for (const { firmware, release, mac } of CASES) {
+  describe(`Ironic ${release}: partition image + install_bootloader under ${firmware === 'uefi' ? 'OVMF (UEFI)' : 'SeaBIOS'}`, () => {
+    const hostname = `boot-${firmware}-${release.replace('.', '')}-${process.pid}`;
     const dir = mkdtempSync(join(tmpdir(), `metal-agent-boot-${firmware}-`));
     const disk = join(dir, 'disk.raw');
     const vars = join(dir, 'OVMF_VARS.fd');
@@ -42,8 +50,8 @@ for (const firmware of ['uefi', 'bios'] as const) {
     beforeAll(async () => {
       await execa('truncate', ['-s', '6G', disk]); // sparse; the agent wants more than 4 GiB (IPA's rule)
       if (firmware === 'uefi') copyFileSync(OVMF_VARS_TEMPLATE, vars);
-      net = await createVmNetwork(`boot${firmware[0]}`);
-      ironic = await startIronic({
+      net = await createVmNetwork(`boot${firmware[0]}${release.replace('.', '')}`);
+      ironic = await startIronicRelease(release, {
         netns: net.ns.name,
         hostIp: net.hostIp,
         port: 6385,
@@ -136,7 +144,7 @@ for (const firmware of ['uefi', 'bios'] as const) {
         // OVMF loaded the deployed OS through a boot entry on the disk's ESP.
         expect(serial).toMatch(/BdsDxe: loading Boot\d+ "[^"]*" from HD\(\d+,GPT/);
       }
-      console.log(`${firmware}: deployed OS up from its own disk after ${(diskVm.elapsedMs() / 1000).toFixed(1)} s: ${m[0]}`);
+      console.log(`${release} ${firmware}: deployed OS up from its own disk after ${(diskVm.elapsedMs() / 1000).toFixed(1)} s: ${m[0]}`);
     }, LIMIT_MS);
   });
 }
