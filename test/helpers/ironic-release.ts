@@ -12,7 +12,6 @@ const LAB = resolve(import.meta.dirname, '../../lab/ironic');
 export type IronicRelease = '21.4' | '29.0';
 
 export interface ReleaseTraits {
-  release: IronicRelease;
   openstack: string;
   /** dpkg version of python3-ironic, on the host (21.4) or in the Debian 13 root (29.0). */
   packageVersion: RegExp;
@@ -23,8 +22,8 @@ export interface ReleaseTraits {
 }
 
 export const RELEASES: Record<IronicRelease, ReleaseTraits> = {
-  '21.4': { release: '21.4', openstack: '2023.1', packageVersion: /^1:21\.4\./, minApiVersion: 82, tokenOnGets: false },
-  '29.0': { release: '29.0', openstack: '2025.1', packageVersion: /^1:29\.0\./, minApiVersion: 95, tokenOnGets: true },
+  '21.4': { openstack: '2023.1', packageVersion: /^1:21\.4\./, minApiVersion: 82, tokenOnGets: false },
+  '29.0': { openstack: '2025.1', packageVersion: /^1:29\.0\./, minApiVersion: 95, tokenOnGets: true },
 };
 
 /** The Ironic 29.0 root: $METAL_AGENT_IRONIC_2025_ROOT when it holds a finished build, else the cached one (built on first use). */

@@ -1,16 +1,16 @@
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startAgent, type AgentProcess } from '../helpers/agent-process.ts';
+import type { AgentProcess } from '../helpers/agent-process.ts';
 import { configDriveHostname, expectDiskHoldsImage } from '../helpers/deployed-disk.ts';
-import { startImageServer, type ImageServer } from '../helpers/http-image-server.ts';
+import type { ImageServer } from '../helpers/http-image-server.ts';
 import { makeRawImage, sha256File } from '../helpers/images.ts';
-import { startIronicRelease, type AgentSeen, type ReleaseIronic } from '../helpers/ironic-release.ts';
-import { createLoopDisk, giveDiskAPartition, type LoopDisk } from '../helpers/loop-disk.ts';
+import type { AgentSeen, ReleaseIronic } from '../helpers/ironic-release.ts';
+import type { LoopDisk } from '../helpers/loop-disk.ts';
+import { startReleaseLab, type ReleaseLab } from '../helpers/release-lab.ts';
 
 // What only Ironic 29.0 (OpenStack 2025.1) does, beyond the release suite
 // (ironic-release-suite.ts, run against 21.4 and 29.0 alike):
@@ -24,11 +24,6 @@ import { createLoopDisk, giveDiskAPartition, type LoopDisk } from '../helpers/lo
 
 const MAC = '52:54:00:a0:20:25';
 const IMAGE_MIB = 24;
-
-async function sha256Device(path: string): Promise<string> {
-  const { stdout } = await execa('sha256sum', [path]);
-  return stdout.split(/\s+/)[0]!;
-}
 
 /** Whether an agent started with `--listen-port PORT` still runs (read from /proc, nothing is signalled). */
 function agentProcessAlive(port: number): boolean {
@@ -46,32 +41,16 @@ function agentProcessAlive(port: number): boolean {
 
 
 describe('Ironic 29.0: only in 2025.1: md5 switch, service steps, system.lockdown', () => {
+  let lab: ReleaseLab;
   let ironic: ReleaseIronic;
   let agent: AgentProcess;
-  let disks: LoopDisk[] = [];
+  let disks: LoopDisk[];
   let server: ImageServer;
   let uuid: string;
-  const dir = mkdtempSync(join(tmpdir(), 'metal-agent-ironic2025-'));
-  const raw = join(dir, 'disk.raw');
-  const seen: AgentSeen = { tokens: [] };
-
-  const watch = (states: string[], timeoutSec: number) => ironic.watch(uuid, states, timeoutSec, seen, () => agent.output());
-
-  /** The certificate Ironic holds for the agent, as a file for curl. */
-  function caFile(): string {
-    const f = join(dir, 'agent-ca.pem');
-    writeFileSync(f, seen.verifyCa!);
-    return f;
-  }
-
-  /** GET of the agent's command list over HTTPS, verified with the certificate Ironic holds. */
-  async function getCommands(token?: string): Promise<{ status: number; body: string }> {
-    const url = `https://127.0.0.1:${agent.port}/v1/commands/${token === undefined ? '' : `?agent_token=${encodeURIComponent(token)}`}`;
-    const out = join(dir, 'curl.out');
-    const r = await execa('curl', ['-sS', '--cacert', caFile(), '-o', out, '-w', '%{http_code}', url], { reject: false });
-    if (r.exitCode !== 0) throw Object.assign(new Error(`curl ${url}: exit ${r.exitCode} ${r.stderr}`), { curlExit: r.exitCode });
-    return { status: Number(r.stdout), body: readFileSync(out, 'utf8') };
-  }
+  let raw: string;
+  let seen: AgentSeen;
+  const watch = (states: string[], timeoutSec: number) => lab.watch(states, timeoutSec);
+  const getCommands = (token?: string) => lab.getCommands(token);
 
   async function api(method: string, path: string, body: unknown, version = '1.95'): Promise<Response> {
     return fetch(`${ironic.url}/v1${path}`, {
@@ -97,33 +76,32 @@ describe('Ironic 29.0: only in 2025.1: md5 switch, service steps, system.lockdow
   }
 
   beforeAll(async () => {
-    await makeRawImage(raw, IMAGE_MIB);
-    disks = [await createLoopDisk(96, 'i25-root'), await createLoopDisk(64, 'i25-other')];
-    for (const d of disks) await giveDiskAPartition(d.device);
-    server = await startImageServer();
-    ironic = await startIronicRelease('29.0', { fastTrack: true, extraConf: '[agent]\nallow_md5_checksum = false\nenable_bios_bootloader_install = false\n' });
-    uuid = await ironic.enroll(MAC, { rootDevice: { name: disks[0]!.device }, driverInfo: { deploy_forces_oob_reboot: 'true' } });
-    agent = await startAgent({ apiUrl: ironic.url, mac: MAC, allowedDevices: disks.map((d) => d.device) });
+    lab = await startReleaseLab('29.0', {
+      mac: MAC,
+      diskMiB: [96, 64],
+      ironic: { fastTrack: true, extraConf: '[agent]\nallow_md5_checksum = false\nenable_bios_bootloader_install = false\n' },
+      beforeAgent: async (tmp) => {
+        raw = join(tmp, 'disk.raw');
+        await makeRawImage(raw, IMAGE_MIB);
+      },
+    });
+    ({ ironic, agent, disks, server, uuid, seen } = lab);
     // Cleaning itself is the release suite's; here it only has to end.
     const node = await watch(['available', 'clean failed'], 300);
     expect(node.provision_state, node.last_error).toBe('available');
   }, 900_000);
 
   afterAll(async () => {
-    await agent?.stop();
-    await ironic?.stop();
-    await server?.stop();
-    for (const d of disks) await d.destroy();
-    rmSync(dir, { recursive: true, force: true });
+    await lab?.stop();
   });
 
   it('agent_md5_checksum_enable=false: an md5 image checksum fails the deploy before the disk is written', async () => {
     const md5 = createHash('md5').update(readFileSync(raw)).digest('hex');
-    const before = await sha256Device(disks[0]!.device);
+    const before = await sha256File(disks[0]!.device);
     const node = await deploy(raw, [`image_checksum=${md5}`], 'md5-node');
     expect(node.provision_state).toBe('deploy failed');
     expect(node.last_error).toMatch(/MD5 support is disabled/);
-    expect(await sha256Device(disks[0]!.device)).toBe(before);
+    expect(await sha256File(disks[0]!.device)).toBe(before);
   }, 320_000);
 
   it('raw image + config drive (sha256): -> active, disk holds the image except the MBR table, config-2 has the meta_data', async () => {
@@ -145,12 +123,12 @@ describe('Ironic 29.0: only in 2025.1: md5 switch, service steps, system.lockdow
     expect(configs.at(-1)).toMatchObject({ enable_bios_bootloader_install: false, agent_md5_checksum_enable: false });
     expect(configs.at(-1)).not.toHaveProperty('agent_token');
     // What Ironic sends after writing a partition image in BIOS mode, with the token it gave the agent.
-    const before = await sha256Device(disks[0]!.device);
+    const before = await sha256File(disks[0]!.device);
     const token = seen.tokens[seen.tokens.length - 1]!;
     const installBootloader = async (extra: Record<string, unknown>) => {
       const params = { root_uuid: '4b4d6a1e-0000-4000-8000-000000000001', target_boot_mode: 'bios', ...extra };
       const { stdout } = await execa('curl', [
-        '-sS', '--cacert', caFile(), '-X', 'POST', '-d', JSON.stringify({ name: 'image.install_bootloader', params }),
+        '-sS', '--cacert', lab.caFile(), '-X', 'POST', '-d', JSON.stringify({ name: 'image.install_bootloader', params }),
         `${agent.url}/v1/commands/?wait=true&agent_token=${encodeURIComponent(token)}`,
       ]);
       return JSON.parse(stdout) as Record<string, any>;
@@ -162,16 +140,16 @@ describe('Ironic 29.0: only in 2025.1: md5 switch, service steps, system.lockdow
     const ignored = await installBootloader({ ignore_bootloader_failure: true });
     expect(ignored.command_status, JSON.stringify(ignored)).toBe('SUCCEEDED');
     expect(ignored.command_result.ignoredFailure).toMatch(/enable_bios_bootloader_install is false/);
-    expect(await sha256Device(disks[0]!.device)).toBe(before);
+    expect(await sha256File(disks[0]!.device)).toBe(before);
   });
 
   it('service step on the active node: verify_root_device reads the deployed disk, leaves it untouched, node back to active', async () => {
-    const before = await sha256Device(disks[0]!.device);
+    const before = await sha256File(disks[0]!.device);
     const tokensBefore = seen.tokens.length;
     const node = await service([{ interface: 'deploy', step: 'verify_root_device' }]);
     expect(node.last_error ?? null, agent.output().slice(-3000)).toBeNull();
     expect(node.provision_state).toBe('active');
-    expect(await sha256Device(disks[0]!.device)).toBe(before);
+    expect(await sha256File(disks[0]!.device)).toBe(before);
     // Entering service power-cycled the node: the agent looked it up again and got a new token.
     expect(seen.tokens.length).toBeGreaterThan(tokensBefore);
     const token = seen.tokens[seen.tokens.length - 1]!;

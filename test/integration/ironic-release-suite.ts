@@ -1,16 +1,15 @@
-import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AGENT_VERSION } from '../../src/version.ts';
-import { startAgent, type AgentProcess } from '../helpers/agent-process.ts';
+import type { AgentProcess } from '../helpers/agent-process.ts';
 import { configDriveHostname, expectDiskHoldsImage, pemBody, servedCertificate } from '../helpers/deployed-disk.ts';
-import { startImageServer, type ImageServer } from '../helpers/http-image-server.ts';
+import type { ImageServer } from '../helpers/http-image-server.ts';
 import { compress, makeRawImage, sha256File, toQcow2 } from '../helpers/images.ts';
-import { RELEASES, startIronicRelease, type AgentSeen, type IronicRelease, type ReleaseIronic } from '../helpers/ironic-release.ts';
-import { createLoopDisk, giveDiskAPartition, metadataLeft, type LoopDisk } from '../helpers/loop-disk.ts';
+import { RELEASES, type AgentSeen, type IronicRelease, type ReleaseIronic } from '../helpers/ironic-release.ts';
+import { metadataLeft, type LoopDisk } from '../helpers/loop-disk.ts';
+import { startReleaseLab, type ReleaseLab } from '../helpers/release-lab.ts';
 
 // One suite, run against each Ironic release (ironic-21.4.test.ts and
 // ironic-29.0.test.ts call it) with the same conductor configuration: Ironic's
@@ -53,25 +52,17 @@ function apiRequests(output: string): ApiRequest[] {
 export function ironicReleaseSuite(release: IronicRelease, mac: string): void {
   const traits = RELEASES[release];
   describe(`Ironic ${release}: cleaning, TLS, raw + config drive deploy, token on GETs, image formats`, () => {
+    let lab: ReleaseLab;
     let ironic: ReleaseIronic;
     let agent: AgentProcess;
-    let disks: LoopDisk[] = [];
+    let disks: LoopDisk[];
     let server: ImageServer;
     let uuid: string;
-    const dir = mkdtempSync(join(tmpdir(), `metal-agent-ironic-${release}-`));
-    const raw = join(dir, 'disk.raw');
-    const seen: AgentSeen = { tokens: [] };
-
-    const watch = (states: string[], timeoutSec: number) => ironic.watch(uuid, states, timeoutSec, seen, () => agent.output());
-
-    /** GET of the agent's command list over HTTPS, trusting only the certificate Ironic holds for it. */
-    async function getCommands(token?: string): Promise<number> {
-      const caFile = join(dir, 'agent-ca.pem');
-      writeFileSync(caFile, seen.verifyCa!);
-      const url = `https://127.0.0.1:${agent.port}/v1/commands/${token === undefined ? '' : `?agent_token=${encodeURIComponent(token)}`}`;
-      const r = await execa('curl', ['-sS', '--cacert', caFile, '-o', '/dev/null', '-w', '%{http_code}', url]);
-      return Number(r.stdout);
-    }
+    let dir: string;
+    let raw: string;
+    let seen: AgentSeen;
+    const watch = (states: string[], timeoutSec: number) => lab.watch(states, timeoutSec);
+    const getCommands = async (token?: string) => (await lab.getCommands(token)).status;
 
     let checksumForm: 'hash' | 'url' | undefined;
 
@@ -106,23 +97,24 @@ export function ironicReleaseSuite(release: IronicRelease, mac: string): void {
     }
 
     beforeAll(async () => {
-      await makeRawImage(raw, IMAGE_MIB);
-      disks = [await createLoopDisk(96, `r${release}-root`), await createLoopDisk(64, `r${release}-other`)];
       // Random data everywhere, then a partition table and a filesystem on top.
-      for (const [i, d] of disks.entries()) writeFileSync(d.device, randomBytes([96, 64][i]! * 2 ** 20));
-      for (const d of disks) await giveDiskAPartition(d.device);
-      server = await startImageServer();
-      ironic = await startIronicRelease(release, { extraConf: '[deploy]\ndisk_erasure_concurrency = 1\n' });
-      uuid = await ironic.enroll(mac, { rootDevice: { name: disks[0]!.device }, driverInfo: { deploy_forces_oob_reboot: 'true' } });
-      agent = await startAgent({ apiUrl: ironic.url, mac, allowedDevices: disks.map((d) => d.device) });
+      lab = await startReleaseLab(release, {
+        mac,
+        diskMiB: [96, 64],
+        randomFill: true,
+        ironic: { extraConf: '[deploy]\ndisk_erasure_concurrency = 1\n' },
+        beforeAgent: async (tmp, fresh) => {
+          // What cleaning must remove is there before the agent (and cleaning) starts.
+          for (const d of fresh) expect(await metadataLeft(d.device)).not.toEqual([]);
+          raw = join(tmp, 'disk.raw');
+          await makeRawImage(raw, IMAGE_MIB);
+        },
+      });
+      ({ ironic, agent, disks, server, uuid, dir, seen } = lab);
     }, 900_000);
 
     afterAll(async () => {
-      await agent?.stop();
-      await ironic?.stop();
-      await server?.stop();
-      for (const d of disks) await d.destroy();
-      rmSync(dir, { recursive: true, force: true });
+      await lab?.stop();
     });
 
     it(`the conductor is Ironic ${release} (OpenStack ${traits.openstack})`, async () => {
@@ -132,7 +124,6 @@ export function ironicReleaseSuite(release: IronicRelease, mac: string): void {
     });
 
     it('automated cleaning: clean wait -> available; both disks lose their metadata and read back as zeroes', async () => {
-      for (const d of disks) expect(await metadataLeft(d.device)).not.toEqual([]);
       const node = await watch(['available', 'clean failed'], 300);
       expect(node.last_error ?? null, agent.output().slice(-3000)).toBeNull();
       expect(node.provision_state).toBe('available');
