@@ -68,10 +68,43 @@ async function alignedBuffer(probe: FileHandle, size: number): Promise<Buffer | 
   return undefined;
 }
 
+/**
+ * The sink's write buffers, lent to the image source so that it reads into
+ * them (see ChunkBufferPool in source.ts). A chunk that is one of these, whole,
+ * is written as it is instead of being copied.
+ */
+export class WriteBufferPool {
+  private readonly free: Buffer[] = [];
+  private readonly mine = new WeakSet<Buffer>();
+  constructor(readonly size: number, private readonly alloc: () => Promise<Buffer>) {}
+
+  async take(): Promise<Buffer> {
+    const b = this.free.pop() ?? (await this.alloc());
+    this.mine.add(b);
+    return b;
+  }
+
+  /** A buffer back from its last user; others are ignored (left to the GC). */
+  give(b: Buffer): void {
+    if (this.mine.has(b)) this.free.push(b);
+  }
+
+  /** Whether `b` is one of ours, whole (not a view of part of one). */
+  owns(b: Buffer): boolean {
+    return this.mine.has(b);
+  }
+
+  register(b: Buffer): Buffer {
+    this.mine.add(b);
+    return b;
+  }
+}
+
 export class BlockSink {
   private readonly writeBytes: number;
   private readonly maxInFlight: number;
-  private readonly free: Buffer[] = [];
+  /** Write buffers: one being filled (`current`), up to maxInFlight being written, the rest free. */
+  readonly buffers: WriteBufferPool;
   private readonly inflight: Promise<void>[] = [];
   private current!: Buffer;
   private fill = 0;
@@ -85,6 +118,8 @@ export class BlockSink {
   private failure?: unknown;
   /** True once any write was issued to the target. */
   touched = false;
+  /** Chunks written from the source's reads without a copy (one of our buffers, whole). */
+  adopted = 0;
   /** Buffered descriptor for an O_DIRECT sink's unaligned last bytes. */
   private tail?: FileHandle;
 
@@ -97,6 +132,7 @@ export class BlockSink {
     this.writeBytes = opts.writeBytes ?? 8 * MiB;
     this.maxInFlight = Math.max(1, opts.inFlight ?? 2);
     this.headChecked = !opts.beforeFirstWrite;
+    this.buffers = new WriteBufferPool(this.writeBytes, () => this.newBuffer());
     if ((opts.headBytes ?? 0) > this.writeBytes) throw new Error('headBytes must not exceed writeBytes');
     if (probe && (this.writeBytes % DIRECT_UNIT || (opts.offset ?? 0) % DIRECT_UNIT)) {
       throw new Error('direct I/O needs writeBytes and offset aligned to 4 KiB');
@@ -136,7 +172,7 @@ export class BlockSink {
         const sink = new BlockSink(direct, opts, probe);
         const first = await alignedBuffer(probe, sink.writeBytes);
         if (first) {
-          sink.current = first;
+          sink.current = sink.buffers.register(first);
           return sink;
         }
         await Promise.all([direct.close(), probe.close()]);
@@ -152,7 +188,7 @@ export class BlockSink {
       throw new ImageWriteError(`cannot open ${opts.path} for writing: ${(err as Error).message}`, { cause: err });
     }
     const sink = new BlockSink(fh, opts);
-    sink.current = await sink.newBuffer();
+    sink.current = await sink.buffers.take();
     return sink;
   }
 
@@ -176,6 +212,15 @@ export class BlockSink {
     }
     if (this.startedAt === 0) this.startedAt = this.lastProgressAt = Date.now();
     this.accepted += chunk.length;
+    if (this.fill === 0 && chunk !== this.current && this.buffers.owns(chunk)) {
+      // The source read into one of our buffers: write it as it is, no copy.
+      this.buffers.give(this.current);
+      this.current = chunk;
+      this.fill = chunk.length;
+      this.adopted++;
+      if (this.fill === this.writeBytes) await this.submit();
+      return;
+    }
     let pos = 0;
     while (pos < chunk.length) {
       const n = Math.min(chunk.length - pos, this.writeBytes - this.fill);
@@ -219,7 +264,7 @@ export class BlockSink {
     const p = Promise.all([this.writeFully(this.fh, buf, 0, len, position), seen]).then(
       () => {
         this.written += len;
-        this.free.push(buf);
+        this.buffers.give(buf);
         this.maybeProgress();
       },
       (err: unknown) => {
@@ -231,7 +276,7 @@ export class BlockSink {
     this.inflight.push(p);
     if (this.inflight.length >= this.maxInFlight) await this.inflight.shift();
     if (this.failure) throw this.failure;
-    this.current = this.free.pop() ?? (await this.newBuffer());
+    this.current = await this.buffers.take();
     this.fill = 0;
   }
 

@@ -1,16 +1,22 @@
-import { createReadStream } from 'node:fs';
-import { stat } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { open, type FileHandle } from 'node:fs/promises';
 import { Agent, ProxyAgent, interceptors, request, type Dispatcher } from 'undici';
 import { log } from '../log.ts';
 import { ImageDownloadError } from './errors.ts';
+import { plainGet } from './plain-http.ts';
 import { proxyFor, type ProxySettings } from './proxy.ts';
 
 // Where image bytes come from: http(s) via undici (resuming with Range after a
 // dropped connection, bounded retries, several mirror URLs tried in order) or
 // file:// (Ironic sends those when the image sits on a local/NFS path).
 // The caller sees one async iterable of chunks, in order, as served.
+//
+// Chunks are whole buffers filled by the source. Once the writer hands it a
+// pool of its own write buffers (useBuffers), the source fills those, chunk
+// boundaries fall on write-buffer boundaries, and a plain http or file source
+// has the kernel read straight into them: the bytes are never copied in user
+// space on their way to the disk. A chunk belongs to whoever receives it.
 
 export interface SourceOptions extends ProxySettings {
   /** Connection attempts after the first one, per URL and per resume. */
@@ -31,8 +37,15 @@ export interface SourceOptions extends ProxySettings {
    */
   authorization?: string;
   signal?: AbortSignal;
-  /** Size of chunks undici hands over (bytes). */
+  /** Size of chunks before a buffer pool is given (bytes). */
   readChunkBytes?: number;
+}
+
+/** Buffers the consumer lends for chunks (the block sink's write buffers). */
+export interface ChunkBufferPool {
+  /** Every buffer taken has this length. */
+  readonly size: number;
+  take(): Promise<Buffer>;
 }
 
 export interface ImageSource {
@@ -41,8 +54,68 @@ export interface ImageSource {
   /** Total bytes as served, when the server said (Content-Length / file size). */
   size?: number;
   chunks: AsyncIterable<Buffer>;
+  /** From now on fill the pool's buffers, with chunk boundaries on multiples of pool.size. */
+  useBuffers(pool: ChunkBufferPool): void;
   /** Releases sockets; safe to call more than once. */
   close(): Promise<void>;
+}
+
+/** Body bytes of one response, read into buffers the caller gives. */
+interface BodyReader {
+  /** Fills buf[at, end); resolves with the bytes placed, fewer only at the end of the body. */
+  fill(buf: Buffer, at: number, end: number): Promise<number>;
+  /** After a rejected fill: bytes it placed before failing. */
+  readonly received: number;
+  discard(): void;
+}
+
+/** undici's body stream as a BodyReader (one copy, into the caller's buffer). */
+class StreamBody implements BodyReader {
+  private readonly it: AsyncIterator<Buffer>;
+  private left?: Buffer;
+  received = 0;
+  constructor(private readonly body: Dispatcher.ResponseData['body']) {
+    this.it = (body as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
+  }
+
+  async fill(buf: Buffer, at: number, end: number): Promise<number> {
+    let pos = at;
+    try {
+      while (pos < end) {
+        if (!this.left?.length) {
+          const r = await this.it.next();
+          if (r.done) break;
+          this.left = r.value;
+        }
+        const n = this.left.copy(buf, pos, 0, Math.min(this.left.length, end - pos));
+        this.left = this.left.subarray(n);
+        pos += n;
+      }
+    } catch (err) {
+      this.received = pos - at;
+      throw err;
+    }
+    return pos - at;
+  }
+
+  discard(): void {
+    discard(this.body);
+  }
+}
+
+/** Hands out chunk buffers: the pool's once given, fresh ones before. */
+class ChunkBuffers {
+  pool?: ChunkBufferPool;
+  constructor(private readonly plainSize: number) {}
+
+  /** A buffer for the chunk starting at stream offset `offset`, and where that chunk must end in it. */
+  async next(offset: number): Promise<{ buf: Buffer; end: number }> {
+    if (!this.pool) return { buf: Buffer.allocUnsafe(this.plainSize), end: this.plainSize };
+    const buf = await this.pool.take();
+    // Keep chunks on write-buffer boundaries of the stream, so that each one is
+    // exactly one of the writer's buffers.
+    return { buf, end: this.pool.size - (offset % this.pool.size) };
+  }
 }
 
 const READ_CHUNK = 1024 * 1024;
@@ -113,7 +186,7 @@ function authHeader(url: URL, opts: SourceOptions): Record<string, string> {
 }
 
 interface Response {
-  body: Dispatcher.ResponseData['body'];
+  body: BodyReader;
   /** Bytes of the body to drop before `offset` is reached (server ignored Range). */
   skip: number;
   total?: number;
@@ -121,7 +194,7 @@ interface Response {
 }
 
 /** Drop a response body we will not read (destroy alone emits an unhandled AbortError). */
-function discard(body: Dispatcher.ResponseData['body']): void {
+function discard(body: { on(e: 'error', f: () => void): unknown; destroy(): unknown }): void {
   body.on('error', () => undefined);
   body.destroy();
 }
@@ -131,10 +204,23 @@ const parseContentRange = (v: string | undefined) => {
   return m ? { start: Number(m[1]), total: m[3] === '*' ? undefined : Number(m[3]) } : undefined;
 };
 
-const header = (h: Record<string, string | string[] | undefined>, k: string) => {
-  const v = h[k];
-  return Array.isArray(v) ? v[0] : v;
-};
+/** A response as either client gave it. */
+interface Exchange {
+  status: number;
+  /** Lower-case names; the first value of each. */
+  headers: Record<string, string>;
+  body: BodyReader;
+}
+
+/** Drops the bytes a server that ignored Range sends again (the image before `skip`). */
+async function skipBytes(res: Response): Promise<void> {
+  const scratch = Buffer.allocUnsafe(Math.min(res.skip, READ_CHUNK));
+  while (res.skip > 0) {
+    const n = await res.body.fill(scratch, 0, Math.min(res.skip, scratch.length));
+    if (n === 0) throw new Error(`connection closed while skipping to the resume offset`);
+    res.skip -= n;
+  }
+}
 
 class HttpDownload {
   private readonly dispatchers: Dispatchers;
@@ -161,39 +247,57 @@ class HttpDownload {
       headers.range = `bytes=${offset}-`;
       if (this.validator) headers['if-range'] = this.validator;
     }
+    const exchange = (url.protocol === 'http:' && !proxyFor(url, this.opts)
+      ? await plainGet(url, headers, { timeoutMs: this.opts.timeoutSec * 1000, signal: this.opts.signal })
+      : undefined) ?? (await this.undiciGet(url, headers));
+    return this.accept(exchange, urlText, offset);
+  }
+
+  /** The general way: TLS, proxies, redirects, chunked bodies. */
+  private async undiciGet(url: URL, headers: Record<string, string>): Promise<Exchange> {
+    const timeout = this.opts.timeoutSec * 1000;
     const res = await request(url, {
       method: 'GET',
       headers,
       dispatcher: this.dispatchers.for(url),
       signal: this.opts.signal,
       highWaterMark: this.opts.readChunkBytes ?? READ_CHUNK,
+      headersTimeout: timeout,
+      bodyTimeout: timeout,
     });
+    const h: Record<string, string> = {};
+    for (const [k, v] of Object.entries(res.headers)) if (v !== undefined) h[k] = Array.isArray(v) ? v[0]! : v;
+    return { status: res.statusCode, headers: h, body: new StreamBody(res.body) };
+  }
+
+  /** Checks a response against what was asked (status, range, size). */
+  private accept(res: Exchange, urlText: string, offset: number): Response {
     const h = res.headers;
-    if (res.statusCode === 200) {
-      const len = header(h, 'content-length');
+    if (res.status === 200) {
+      const len = h['content-length'];
       const total = len !== undefined ? Number(len) : undefined;
       if (offset > 0 && this.total !== undefined && total !== undefined && total !== this.total) {
-        discard(res.body);
+        res.body.discard();
         throw new ImageDownloadError(`image at ${redact(urlText)} changed size during download (${this.total} → ${total})`);
       }
       return { body: res.body, skip: offset, total, validator: this.validatorOf(h) };
     }
-    if (res.statusCode === 206 && offset > 0) {
-      const range = parseContentRange(header(h, 'content-range'));
+    if (res.status === 206 && offset > 0) {
+      const range = parseContentRange(h['content-range']);
       if (!range || range.start !== offset || (this.total !== undefined && range.total !== undefined && range.total !== this.total)) {
-        discard(res.body);
-        throw new ImageDownloadError(`bad Content-Range '${header(h, 'content-range')}' resuming ${redact(urlText)} at ${offset}`);
+        res.body.discard();
+        throw new ImageDownloadError(`bad Content-Range '${h['content-range']}' resuming ${redact(urlText)} at ${offset}`);
       }
       return { body: res.body, skip: 0, total: range.total, validator: this.validatorOf(h) };
     }
-    discard(res.body);
-    throw new HttpStatusError(res.statusCode, redact(urlText));
+    res.body.discard();
+    throw new HttpStatusError(res.status, redact(urlText));
   }
 
-  private validatorOf(h: Record<string, string | string[] | undefined>): string | undefined {
-    const etag = header(h, 'etag');
+  private validatorOf(h: Record<string, string>): string | undefined {
+    const etag = h.etag;
     if (etag && !etag.startsWith('W/')) return etag;
-    return header(h, 'last-modified');
+    return h['last-modified'];
   }
 
   /**
@@ -235,30 +339,41 @@ class HttpDownload {
     return this.total;
   }
 
-  async *chunks(first: Response): AsyncGenerator<Buffer> {
+  async *chunks(first: Response, buffers: ChunkBuffers): AsyncGenerator<Buffer> {
     let res = first;
+    /** Bytes of the image placed in buffers so far (yielded or in `chunk`). */
     let offset = 0;
     let stalled = 0;
+    let chunk = await buffers.next(0);
+    let at = 0;
     for (;;) {
       const startedAt = offset;
       try {
-        for await (const chunk of res.body as AsyncIterable<Buffer>) {
-          let c = chunk;
-          if (res.skip > 0) {
-            const drop = Math.min(res.skip, c.length);
-            res.skip -= drop;
-            c = c.subarray(drop);
-            if (c.length === 0) continue;
+        if (res.skip > 0) await skipBytes(res);
+        for (;;) {
+          let n: number;
+          try {
+            n = await res.body.fill(chunk.buf, at, chunk.end);
+          } catch (err) {
+            // What arrived before the failure stays: the resume starts after it.
+            at += res.body.received;
+            offset += res.body.received;
+            throw err;
           }
-          offset += c.length;
-          yield c;
+          at += n;
+          offset += n;
+          if (at < chunk.end) break;
+          yield chunk.end === chunk.buf.length ? chunk.buf : chunk.buf.subarray(0, chunk.end);
+          chunk = await buffers.next(offset);
+          at = 0;
         }
         if (this.total !== undefined && offset < this.total) {
           throw new Error(`connection closed at ${offset} of ${this.total} bytes`);
         }
+        if (at > 0) yield chunk.buf.subarray(0, at);
         return;
       } catch (err) {
-        discard(res.body);
+        res.body.discard();
         if (this.opts.signal?.aborted) throw err;
         if (err instanceof ImageDownloadError) throw err;
         stalled = offset > startedAt ? 0 : stalled + 1;
@@ -279,23 +394,45 @@ class HttpDownload {
   }
 }
 
+/** A local file (file:// URL) read with positional reads straight into the chunk buffers. */
 async function openFile(url: string, opts: SourceOptions): Promise<ImageSource> {
   const path = fileURLToPath(url);
+  let fh: FileHandle;
   let size: number;
   try {
-    const st = await stat(path);
-    if (!st.isFile()) throw new Error('not a regular file');
+    fh = await open(path, 'r');
+    const st = await fh.stat();
+    if (!st.isFile()) {
+      await fh.close();
+      throw new Error('not a regular file');
+    }
     size = st.size;
   } catch (err) {
     throw new ImageDownloadError(`cannot read image ${url}: ${describe(err)}`);
   }
-  const stream = createReadStream(path, { highWaterMark: opts.readChunkBytes ?? READ_CHUNK, signal: opts.signal });
+  const buffers = new ChunkBuffers(opts.readChunkBytes ?? READ_CHUNK);
+  async function* chunks(): AsyncGenerator<Buffer> {
+    let offset = 0;
+    while (offset < size) {
+      opts.signal?.throwIfAborted();
+      const { buf, end } = await buffers.next(offset);
+      let at = 0;
+      while (at < end && offset < size) {
+        const { bytesRead } = await fh.read(buf, at, Math.min(end - at, size - offset), offset);
+        if (bytesRead === 0) throw new ImageDownloadError(`${url} shrank while being read (at ${offset} of ${size} bytes)`);
+        at += bytesRead;
+        offset += bytesRead;
+      }
+      yield at === buf.length ? buf : buf.subarray(0, at);
+    }
+  }
   return {
     url,
     size,
-    chunks: stream,
+    chunks: chunks(),
+    useBuffers: (pool) => (buffers.pool = pool),
     close: async () => {
-      stream.destroy();
+      await fh.close().catch(() => undefined);
     },
   };
 }
@@ -325,7 +462,14 @@ export async function openImageSource(urls: readonly string[], opts: SourceOptio
       const dl = new HttpDownload(group, opts);
       try {
         const first = await dl.connect(0);
-        return { url: dl.currentUrl, size: dl.size, chunks: dl.chunks(first), close: () => dl.close() };
+        const buffers = new ChunkBuffers(opts.readChunkBytes ?? READ_CHUNK);
+        return {
+          url: dl.currentUrl,
+          size: dl.size,
+          chunks: dl.chunks(first, buffers),
+          useBuffers: (pool) => (buffers.pool = pool),
+          close: () => dl.close(),
+        };
       } catch (err) {
         await dl.close();
         if (!(err instanceof ImageDownloadError)) throw err;

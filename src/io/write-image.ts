@@ -75,6 +75,8 @@ export interface WriteImageResult {
   /** Whether the served bytes were compared with an expected checksum. */
   checksumVerified: boolean;
   durationMs: number;
+  /** Write buffers the download was read into directly, written without a copy in user space. */
+  chunksInPlace: number;
 }
 
 export const DEFAULT_PERMITTED_FORMATS = ['raw', 'qcow2', 'iso'];
@@ -186,6 +188,7 @@ export async function writeImage(req: WriteImageRequest): Promise<WriteImageResu
       checksum: { algo: hasher.algo, value: await hasher.hex() },
       checksumVerified: expected !== undefined,
       durationMs: Date.now() - started,
+      chunksInPlace: job.chunksInPlace,
     };
   } catch (err) {
     await job.cleanUpAfterFailure();
@@ -201,6 +204,8 @@ export async function writeImage(req: WriteImageRequest): Promise<WriteImageResu
 class Job {
   /** Whether bytes reached the area the image is deployed to (not just a staging area). */
   touchedDeployArea = false;
+  /** Chunks the source read straight into the sink's write buffers. */
+  chunksInPlace = 0;
   private sink?: BlockSink;
   private sinkIsDeployArea = false;
   private stagingFileDir?: string;
@@ -245,12 +250,14 @@ class Job {
     });
     this.sink = sink;
     this.sinkIsDeployArea = true;
+    if (!compression) this.src.useBuffers(sink.buffers);
     await this.drain(stream, sink);
     await sink.writeBuffered();
     this.touchedDeployArea = sink.touched;
     await this.hasher.verify(this.expected);
     const n = await sink.finish();
     this.sink = undefined;
+    this.chunksInPlace = sink.adopted;
     return n;
   }
 
@@ -301,11 +308,13 @@ class Job {
     });
     this.sink = sink;
     this.sinkIsDeployArea = false;
+    if (!compression) this.src.useBuffers(sink.buffers);
     await this.drain(stream, sink);
     await sink.writeBuffered();
     await this.hasher.verify(this.expected);
     staged.length = await sink.finish();
     this.sink = undefined;
+    this.chunksInPlace = sink.adopted;
 
     const spec = stagedSpec(staged, onDevice);
     await checkStaged(spec, req.deviceSize);

@@ -18,6 +18,8 @@ export interface ServedFile {
   auth?: string;
   /** Require exactly this Authorization header value (a bearer token, say). */
   authorization?: string;
+  /** Answer 302 with this Location instead of serving. */
+  redirect?: string;
 }
 
 export interface Misbehaviour {
@@ -91,6 +93,12 @@ export class ImageServer {
       reply(401);
       res.setHeader('www-authenticate', 'Basic realm="images"');
       res.end('unauthorized');
+      return;
+    }
+    if (file.redirect) {
+      reply(302);
+      res.setHeader('location', file.redirect);
+      res.end();
       return;
     }
     if (file.status) {

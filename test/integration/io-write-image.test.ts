@@ -159,6 +159,35 @@ describe('raw images', () => {
     expect(ranged.every((r) => r.status === 206)).toBe(true);
   });
 
+  it('reads the download straight into the write buffers (http and file://): no copy, same bytes', async () => {
+    // 1 MiB write buffers: after the first chunk, which is read before the
+    // format is known, every whole MiB of the image is one of the sink's buffers.
+    const tuning = { writeBytes: MiB };
+    const wholeAfterFirst = Math.floor(image.length / MiB) - 1;
+    for (const url of [rawUrl, pathToFileURL(imagePath).toString()]) {
+      await paint(dev);
+      const res = await writeImage(request({ urls: [url], checksum: { algo: 'sha256', value: sha256(image) }, tuning }));
+      expect(res.chunksInPlace).toBe(wholeAfterFirst);
+      expect((await readDevice(dev, image.length)).equals(image)).toBe(true);
+    }
+  });
+
+  it('resumes inside a write buffer the download is reading into, byte-identical', async () => {
+    let drops = 0;
+    server.misbehave.dropAfter = () => (drops++ < 6 ? 100_000 + Math.floor(Math.random() * 2 * MiB) : undefined);
+    const res = await writeImage(request({ urls: [rawUrl], checksum: { algo: 'sha256', value: sha256(image) }, tuning: { writeBytes: MiB } }));
+    expect(res.chunksInPlace).toBeGreaterThan(0);
+    expect((await readDevice(dev, image.length)).equals(image)).toBe(true);
+    expect(server.requests.filter((r) => r.range).length).toBe(6);
+  });
+
+  it('follows a redirect to the image', async () => {
+    const url = server.serve('/images/moved.raw', { redirect: rawUrl });
+    const res = await writeImage(request({ urls: [url], checksum: { algo: 'sha256', value: sha256(image) } }));
+    expect(res.bytesWritten).toBe(image.length);
+    expect((await readDevice(dev, image.length)).equals(image)).toBe(true);
+  });
+
   it('resumes from a server that ignores Range by skipping what it already has', async () => {
     let drops = 0;
     server.misbehave.ignoreRange = true;

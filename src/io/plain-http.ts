@@ -1,0 +1,276 @@
+import { connect, type Socket } from 'node:net';
+
+// The hot path of an image download: a GET over a plain TCP socket whose body
+// the kernel reads straight into the caller's buffers (net.Socket's `onread`),
+// which are the block sink's O_DIRECT write buffers. undici copies each byte
+// three times on the way (into its WASM parser's memory, out of it, and into
+// the joined chunk a stream hands over); measured on 2 cores, those copies cost
+// about as much CPU as the image's sha256 (`make bench`).
+//
+// Only the plain, common case goes this way: http:, no proxy, a response with
+// Content-Length and no Transfer-Encoding. The caller gets `undefined` for a
+// redirect or a body it cannot stream this way, and asks undici instead.
+
+export interface PlainResponse {
+  status: number;
+  /** Lower-case names; the first value of each. */
+  headers: Record<string, string>;
+  /** Body bytes, from Content-Length (undefined for a status without a streamed body). */
+  length?: number;
+  body: SocketBody;
+}
+
+export interface PlainGetOptions {
+  /** Connect, response-header and between-reads timeout. */
+  timeoutMs: number;
+  signal?: AbortSignal;
+}
+
+/** Response heads larger than this are refused (a real one is a few hundred bytes). */
+const HEAD_MAX = 64 * 1024;
+/** Where reads land while no caller buffer is waiting (the head, then at most one read per fill). */
+const SCRATCH = 64 * 1024;
+
+const headerSafe = (v: string) => !/[\r\n\0]/.test(v);
+
+function requestHead(url: URL, headers: Record<string, string>): string {
+  const lines = [`GET ${url.pathname}${url.search} HTTP/1.1`, `host: ${url.host}`, 'user-agent: metal-agent', 'connection: close'];
+  for (const [k, v] of Object.entries(headers)) {
+    if (!headerSafe(k) || !headerSafe(v)) throw new Error(`header ${k} holds a line break`);
+    lines.push(`${k}: ${v}`);
+  }
+  return `${lines.join('\r\n')}\r\n\r\n`;
+}
+
+/** Status line and headers; undefined when `text` is not an HTTP/1.x response head. */
+export function parseResponseHead(text: string): { status: number; headers: Record<string, string> } | undefined {
+  const [statusLine, ...lines] = text.split('\r\n');
+  const m = /^HTTP\/1\.[01] (\d{3})(?: .*)?$/.exec(statusLine ?? '');
+  if (!m) return undefined;
+  const headers: Record<string, string> = {};
+  for (const line of lines) {
+    const colon = line.indexOf(':');
+    if (colon <= 0) return undefined;
+    const name = line.slice(0, colon).trim().toLowerCase();
+    headers[name] ??= line.slice(colon + 1).trim();
+  }
+  return { status: Number(m[1]), headers };
+}
+
+/**
+ * The body of one response. `fill` hands the socket a caller buffer; reads land
+ * in it directly until it is full or the body ends. Between fills the socket is
+ * paused, so a slow consumer holds data back in the kernel, not in memory.
+ */
+export class SocketBody {
+  private readonly scratch = Buffer.allocUnsafe(SCRATCH);
+  /** Body bytes that arrived before a caller buffer was there for them. */
+  private pending?: Buffer;
+  private target?: { buf: Buffer; at: number; end: number; start: number };
+  /** The region the socket was last told to read into. */
+  private readRegion: Buffer = this.scratch;
+  private waiter?: { resolve: (n: number) => void; reject: (e: Error) => void };
+  private failure?: Error;
+  private remaining = 0;
+  private headParts: Buffer[] = [];
+  private headLen = 0;
+  private onHead?: (r: { status: number; headers: Record<string, string> } | Error) => void;
+  socket!: Socket;
+  /** Body bytes the kernel read straight into caller buffers, and bytes that had to be copied there. */
+  readonly bytes = { inPlace: 0, copied: 0 };
+
+  constructor(private readonly timeoutMs: number) {}
+
+  /** Starts the exchange; resolves once the response head has arrived. */
+  open(url: URL, head: string, signal?: AbortSignal): Promise<{ status: number; headers: Record<string, string> }> {
+    return new Promise((resolve, reject) => {
+      this.onHead = (r) => {
+        this.onHead = undefined;
+        if (r instanceof Error) reject(r);
+        else resolve(r);
+      };
+      const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
+      this.socket = connect({
+        host,
+        port: Number(url.port || 80),
+        onread: { buffer: () => this.nextRegion(), callback: (n: number, buf: Uint8Array) => this.onRead(n, buf) },
+      });
+      this.socket.setNoDelay(true);
+      this.socket.setTimeout(this.timeoutMs, () => this.socket.destroy(new Error(`no data for ${this.timeoutMs / 1000} s`)));
+      this.socket.on('error', (err) => this.fail(err));
+      this.socket.on('close', () => this.fail(new Error(this.onHead ? 'connection closed before a response' : 'connection closed early')));
+      this.socket.on('connect', () => this.socket.write(head));
+      if (signal) {
+        const abort = () => this.socket.destroy(signal.reason as Error);
+        if (signal.aborted) abort();
+        signal.addEventListener('abort', abort, { once: true });
+        this.socket.once('close', () => signal.removeEventListener('abort', abort));
+      }
+    });
+  }
+
+  /** Body bytes the response announced; reading stops there. */
+  expect(length: number): void {
+    this.remaining = length;
+    if (this.pending && this.pending.length > length) this.pending = this.pending.subarray(0, length);
+    this.remaining -= this.pending?.length ?? 0;
+  }
+
+  private nextRegion(): Buffer {
+    const t = this.target;
+    this.readRegion = t && t.at < t.end ? t.buf.subarray(t.at, Math.min(t.end, t.at + this.remaining)) : this.scratch;
+    if (this.readRegion.length === 0) this.readRegion = this.scratch;
+    return this.readRegion;
+  }
+
+  private onRead(n: number, buf: Uint8Array): boolean {
+    if (this.onHead) return this.readHead(n, buf);
+    const t = this.target;
+    if (buf === this.readRegion && buf !== this.scratch && t) {
+      // The kernel wrote into the caller's buffer: nothing to copy.
+      const got = Math.min(n, this.remaining);
+      t.at += got;
+      this.bytes.inPlace += got;
+      this.remaining -= got;
+    } else {
+      // Landed in scratch (first read after a pause): copy what fits, keep the rest.
+      const data = Buffer.from(buf.buffer, buf.byteOffset, Math.min(n, this.remaining));
+      this.remaining -= data.length;
+      this.deliver(data);
+    }
+    return this.settle();
+  }
+
+  private deliver(data: Buffer): void {
+    const t = this.target;
+    if (!t) {
+      this.pending = this.pending ? Buffer.concat([this.pending, data]) : Buffer.from(data);
+      return;
+    }
+    const n = Math.min(data.length, t.end - t.at);
+    data.copy(t.buf, t.at, 0, n);
+    this.bytes.copied += n;
+    t.at += n;
+    if (n < data.length) this.pending = Buffer.from(data.subarray(n));
+  }
+
+  /** Resolves the waiting fill when its buffer is full or the body is done; returns whether to keep reading. */
+  private settle(): boolean {
+    const t = this.target;
+    if (!t || (t.at < t.end && this.remaining > 0)) return true;
+    this.target = undefined;
+    this.socket.setTimeout(0);
+    const w = this.waiter;
+    this.waiter = undefined;
+    w?.resolve(t.at - t.start);
+    if (this.remaining === 0) this.socket.destroy();
+    return false;
+  }
+
+  private readHead(n: number, buf: Uint8Array): boolean {
+    this.headParts.push(Buffer.from(buf.subarray(0, n)));
+    this.headLen += n;
+    const all = Buffer.concat(this.headParts);
+    const end = all.indexOf('\r\n\r\n');
+    if (end < 0) {
+      if (this.headLen > HEAD_MAX) this.socket.destroy(new Error(`response head larger than ${HEAD_MAX} bytes`));
+      return true;
+    }
+    this.headParts = [];
+    const parsed = parseResponseHead(all.subarray(0, end).toString('latin1'));
+    if (!parsed) {
+      this.socket.destroy(new Error('not an HTTP/1.x response'));
+      return false;
+    }
+    if (end + 4 < all.length) this.pending = all.subarray(end + 4);
+    this.socket.setTimeout(0);
+    this.onHead!(parsed);
+    // Paused until a caller asks for the body.
+    return false;
+  }
+
+  private fail(err: Error): void {
+    this.failure ??= err;
+    this.onHead?.(err);
+    const w = this.waiter;
+    this.waiter = undefined;
+    this.target = undefined;
+    if (w && this.remaining > 0) w.reject(this.failure);
+    else w?.resolve(0);
+  }
+
+  /**
+   * Reads body bytes into buf[at, end); resolves with how many arrived: all of
+   * them, or fewer when the body ended. Rejects if the connection fails first;
+   * `received` then tells how far this fill got.
+   */
+  fill(buf: Buffer, at: number, end: number): Promise<number> {
+    if (this.waiter) throw new Error('fill() while another fill is pending');
+    this.target = { buf, at, end, start: at };
+    if (this.pending) {
+      const p = this.pending;
+      this.pending = undefined;
+      this.deliver(p);
+    }
+    const t = this.target;
+    if (t.at === t.end || (this.remaining === 0 && !this.pending)) {
+      this.target = undefined;
+      if (this.remaining === 0) this.socket.destroy();
+      return Promise.resolve(t.at - t.start);
+    }
+    if (this.failure) {
+      this.target = undefined;
+      this.received = t.at - t.start;
+      return Promise.reject(this.failure);
+    }
+    return new Promise<number>((resolve, reject) => {
+      this.waiter = {
+        resolve,
+        reject: (e) => {
+          this.received = t.at - t.start;
+          reject(e);
+        },
+      };
+      this.socket.setTimeout(this.timeoutMs);
+      this.socket.resume();
+    });
+  }
+
+  /** Bytes the last failed fill placed before the failure. */
+  received = 0;
+
+  /** Drops the connection (and whatever of the body is left). */
+  discard(): void {
+    this.socket.destroy();
+  }
+}
+
+/**
+ * GET `url` over plain TCP. Resolves with the response when its body can be
+ * streamed here (or it has no body worth reading: a status the caller will
+ * refuse), or undefined when undici should handle it (redirects, chunked or
+ * length-less bodies). Network errors reject.
+ */
+export async function plainGet(url: URL, headers: Record<string, string>, opts: PlainGetOptions): Promise<PlainResponse | undefined> {
+  const request = requestHead(url, headers);
+  const body = new SocketBody(opts.timeoutMs);
+  let head: { status: number; headers: Record<string, string> };
+  try {
+    head = await body.open(url, request, opts.signal);
+  } catch (err) {
+    body.discard();
+    throw err;
+  }
+  const { status, headers: h } = head;
+  if (status < 200 || status >= 300) {
+    body.discard();
+    return status >= 300 && status < 400 ? undefined : { status, headers: h, body };
+  }
+  const len = h['content-length'];
+  if (h['transfer-encoding'] || len === undefined || !/^\d+$/.test(len)) {
+    body.discard();
+    return undefined;
+  }
+  body.expect(Number(len));
+  return { status, headers: h, length: Number(len), body };
+}

@@ -1,0 +1,161 @@
+import { randomBytes } from 'node:crypto';
+import { createServer, type Server, type Socket } from 'node:net';
+import type { AddressInfo } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { parseResponseHead, plainGet, type PlainResponse } from '../../src/io/plain-http.ts';
+
+// The socket path of image downloads, against a raw TCP server on 127.0.0.1
+// that writes exactly the bytes each test wants (split, short, oversized).
+
+type Script = (socket: Socket, request: string) => void;
+
+let server: Server | undefined;
+afterEach(async () => {
+  await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
+  server = undefined;
+});
+
+async function serve(script: Script): Promise<string> {
+  server = createServer((socket) => {
+    let req = '';
+    socket.on('data', (d) => {
+      req += d.toString('latin1');
+      if (req.includes('\r\n\r\n')) script(socket, req);
+    });
+    socket.on('error', () => undefined);
+  });
+  await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', resolve));
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}/image.raw`;
+}
+
+const head = (status: string, headers: Record<string, string | number>) =>
+  `HTTP/1.1 ${status}\r\n${Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join('')}\r\n`;
+
+/** Writes `data` in pieces of `piece` bytes, each in its own write after a pause, so reads see them apart. */
+function dribble(socket: Socket, data: Buffer, piece: number, then: () => void): void {
+  let at = 0;
+  const step = () => {
+    if (at >= data.length) return then();
+    socket.write(data.subarray(at, at + piece));
+    at += piece;
+    setTimeout(step, 1);
+  };
+  step();
+}
+
+async function get(url: string, headers: Record<string, string> = {}): Promise<PlainResponse | undefined> {
+  return plainGet(new URL(url), headers, { timeoutMs: 5000 });
+}
+
+/** Reads the whole body in fills of `fillSize`, the way the image source does. */
+async function readAll(res: PlainResponse, fillSize: number): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  for (;;) {
+    const buf = Buffer.alloc(fillSize);
+    const n = await res.body.fill(buf, 0, fillSize);
+    parts.push(buf.subarray(0, n));
+    if (n < fillSize) return Buffer.concat(parts);
+  }
+}
+
+describe('parseResponseHead', () => {
+  it('reads the status and lower-cases header names, keeping the first of repeated ones', () => {
+    expect(parseResponseHead('HTTP/1.1 206 Partial Content\r\nContent-Length: 5\r\nETag: "a"\r\netag: "b"')).toEqual({
+      status: 206,
+      headers: { 'content-length': '5', etag: '"a"' },
+    });
+    expect(parseResponseHead('HTTP/1.0 200')?.status).toBe(200);
+  });
+
+  it('refuses what is not an HTTP/1.x response head', () => {
+    expect(parseResponseHead('SSH-2.0-OpenSSH_9.2')).toBeUndefined();
+    expect(parseResponseHead('HTTP/2 200')).toBeUndefined();
+    expect(parseResponseHead('HTTP/1.1 200 OK\r\nno colon here')).toBeUndefined();
+  });
+});
+
+describe('plainGet', () => {
+  it('sends the request line, Host and the given headers; refuses a header value with a line break', async () => {
+    let seen = '';
+    const url = await serve((socket, req) => {
+      seen = req;
+      socket.end(head('200 OK', { 'content-length': 2 }) + 'ok');
+    });
+    const res = await get(`${url}?x=1`, { range: 'bytes=5-', authorization: 'Bearer t' });
+    expect(await readAll(res!, 16)).toEqual(Buffer.from('ok'));
+    expect(seen).toMatch(/^GET \/image\.raw\?x=1 HTTP\/1\.1\r\n/);
+    expect(seen).toContain(`host: ${new URL(url).host}\r\n`);
+    expect(seen).toContain('range: bytes=5-\r\n');
+    expect(seen).toContain('authorization: Bearer t\r\n');
+    await expect(get(url, { authorization: 'x\r\nX-Evil: 1' })).rejects.toThrow(/line break/);
+  });
+
+  it('reads a body that arrives in many small pieces into the fill buffers, byte for byte', async () => {
+    const body = randomBytes(300_001);
+    const url = await serve((socket) => {
+      socket.write(head('200 OK', { 'content-length': body.length }));
+      dribble(socket, body, 7919, () => socket.end());
+    });
+    const res = await get(url);
+    expect(res?.length).toBe(body.length);
+    expect((await readAll(res!, 65_536)).equals(body)).toBe(true);
+  });
+
+  it('lets the kernel read straight into the fill buffers: copies are at most one read per fill', async () => {
+    const body = randomBytes(8 * 1024 * 1024);
+    const url = await serve((socket) => socket.end(Buffer.concat([Buffer.from(head('200 OK', { 'content-length': body.length })), body])));
+    const res = (await get(url))!;
+    const fill = 1024 * 1024;
+    expect((await readAll(res, fill)).equals(body)).toBe(true);
+    expect(res.body.bytes.inPlace + res.body.bytes.copied).toBe(body.length);
+    // Each fill may start with one read into the 64 KiB scratch buffer (and the
+    // bytes that came with the head): everything else lands in place.
+    expect(res.body.bytes.copied).toBeLessThanOrEqual((body.length / fill + 1) * 64 * 1024);
+    expect(res.body.bytes.inPlace).toBeGreaterThan(body.length / 2);
+  });
+
+  it('stops at Content-Length even when the server sends more', async () => {
+    const url = await serve((socket) => socket.end(head('200 OK', { 'content-length': 5 }) + 'helloTRAILING-GARBAGE'));
+    const res = await get(url);
+    expect((await readAll(res!, 64)).toString()).toBe('hello');
+  });
+
+  it('rejects a fill when the connection closes early, telling how many bytes it placed', async () => {
+    const body = randomBytes(10_000);
+    const url = await serve((socket) => {
+      socket.write(head('200 OK', { 'content-length': 20_000 }));
+      dribble(socket, body, 1000, () => socket.end());
+    });
+    const res = (await get(url))!;
+    const buf = Buffer.alloc(20_000);
+    await expect(res.body.fill(buf, 0, buf.length)).rejects.toThrow(/closed/);
+    expect(res.body.received).toBe(10_000);
+    expect(buf.subarray(0, 10_000).equals(body)).toBe(true);
+  });
+
+  it('hands redirects and bodies without Content-Length (chunked) back to the general client', async () => {
+    let url = await serve((socket) => socket.end(head('302 Found', { location: '/elsewhere', 'content-length': 0 })));
+    expect(await get(url)).toBeUndefined();
+    await new Promise<void>((resolve) => server!.close(() => resolve()));
+    url = await serve((socket) => socket.end(head('200 OK', { 'transfer-encoding': 'chunked' }) + '2\r\nok\r\n0\r\n\r\n'));
+    expect(await get(url)).toBeUndefined();
+  });
+
+  it('returns an error status without reading its body', async () => {
+    const url = await serve((socket) => socket.end(head('404 Not Found', { 'content-length': 9 }) + 'not found'));
+    expect((await get(url))?.status).toBe(404);
+  });
+
+  it('fails on a response head that never ends, and on what is not HTTP', async () => {
+    let url = await serve((socket) => socket.write(`HTTP/1.1 200 OK\r\nx-filler: ${'a'.repeat(70 * 1024)}`));
+    await expect(get(url)).rejects.toThrow(/larger than/);
+    await new Promise<void>((resolve) => server!.close(() => resolve()));
+    url = await serve((socket) => socket.end('SSH-2.0-OpenSSH_9.2\r\n\r\n'));
+    await expect(get(url)).rejects.toThrow(/not an HTTP/);
+  });
+
+  it('times out a server that sends nothing', async () => {
+    const url = await serve(() => undefined);
+    await expect(plainGet(new URL(url), {}, { timeoutMs: 200 })).rejects.toThrow(/no data for 0.2 s/);
+  });
+});
