@@ -79,9 +79,7 @@ export class WriteBufferPool {
   constructor(readonly size: number, private readonly alloc: () => Promise<Buffer>) {}
 
   async take(): Promise<Buffer> {
-    const b = this.free.pop() ?? (await this.alloc());
-    this.mine.add(b);
-    return b;
+    return this.free.pop() ?? this.register(await this.alloc());
   }
 
   /** A buffer back from its last user; others are ignored (left to the GC). */
