@@ -18,7 +18,7 @@
 
 import { createHash, randomBytes } from 'node:crypto';
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, openSync, closeSync, writeSync, ftruncateSync, rmSync } from 'node:fs';
+import { mkdtempSync, openSync, closeSync, writeSync, writeFileSync, ftruncateSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -217,6 +217,31 @@ async function main(): Promise<void> {
     const sQcow = await runAgent({ ...base, urls: [server.serve('/small.qcow2', { path: smallQcow })], diskFormat: 'qcow2', checksum: { algo: 'sha256', value: smallQcowSha } });
     console.log(`agent peak RSS, ${smallMiB} MiB image: raw ${peakMiB([sRaw])} MiB, qcow2 ${peakMiB([sQcow])} MiB`);
     console.log(`agent peak RSS growth for ${sizeMiB / smallMiB}x the image: raw ${(Number(peakMiB(agentRaw)) - Number(peakMiB([sRaw]))).toFixed(0)} MiB, qcow2 ${(Number(peakMiB(agentQcow)) - Number(peakMiB([sQcow]))).toFixed(0)} MiB`);
+
+    // The headline pair over https (Metal3 with TLS, object stores): the agent
+    // decrypts into its write buffers; curl decrypts, dd copies.
+    const { generateSelfSigned } = await import('../src/api/tls.ts');
+    const tls = generateSelfSigned('127.0.0.1');
+    const caFile = join(work, 'ca.pem');
+    writeFileSync(caFile, tls.cert);
+    const secure = await new ImageServer(tls).start();
+    const httpsUrl = secure.serve('/image.raw', { path: rawPath });
+    const httpsAgent: number[] = [];
+    const httpsDd: number[] = [];
+    try {
+      for (let i = 0; i < repeats; i++) {
+        const a = await runAgent({ ...base, urls: [httpsUrl], ca: tls.cert, diskFormat: 'raw', checksum: { algo: 'sha256', value: rawSha } });
+        if (a.checksum !== rawSha) throw new Error('agent https run wrote the wrong thing');
+        httpsAgent.push(a.ms);
+        httpsDd.push(await timeShell(`curl -s --cacert ${caFile} ${httpsUrl} | dd of=${loop} bs=4M status=none`));
+      }
+    } finally {
+      await secure.stop();
+    }
+    const hA = median(httpsAgent);
+    const hD = median(httpsDd);
+    console.log(`\nhttps, medians of ${repeats}:`);
+    console.log(`raw   agent ${hA.toFixed(0)} ms, curl -s --cacert | dd bs=4M ${hD.toFixed(0)} ms: ratio ${(hD / hA).toFixed(3)}`);
 
     // The same headline pair with the loop device over the host's page cache.
     execFileSync('losetup', ['--direct-io=off', loop]);

@@ -4,7 +4,7 @@ import { open, type FileHandle } from 'node:fs/promises';
 import { Agent, ProxyAgent, interceptors, request, type Dispatcher } from 'undici';
 import { log } from '../log.ts';
 import { ImageDownloadError } from './errors.ts';
-import { plainGet } from './plain-http.ts';
+import { socketGet } from './socket-http.ts';
 import { proxyFor, type ProxySettings } from './proxy.ts';
 
 // Where image bytes come from: http(s) via undici (resuming with Range after a
@@ -14,8 +14,8 @@ import { proxyFor, type ProxySettings } from './proxy.ts';
 //
 // Chunks are whole buffers filled by the source. Once the writer hands it a
 // pool of its own write buffers (useBuffers), the source fills those, chunk
-// boundaries fall on write-buffer boundaries, and a plain http or file source
-// has the kernel read straight into them: the bytes are never copied in user
+// boundaries fall on write-buffer boundaries, and an http(s) or file source
+// reads straight into them (socket-http.ts): the bytes are not copied in user
 // space on their way to the disk. A chunk belongs to whoever receives it.
 
 export interface SourceOptions extends ProxySettings {
@@ -247,13 +247,14 @@ class HttpDownload {
       headers.range = `bytes=${offset}-`;
       if (this.validator) headers['if-range'] = this.validator;
     }
-    const exchange = (url.protocol === 'http:' && !proxyFor(url, this.opts)
-      ? await plainGet(url, headers, { timeoutMs: this.opts.timeoutSec * 1000, signal: this.opts.signal })
+    const { timeoutSec, signal, insecure, ca } = this.opts;
+    const exchange = (!proxyFor(url, this.opts)
+      ? await socketGet(url, headers, { timeoutMs: timeoutSec * 1000, signal, insecure, ca })
       : undefined) ?? (await this.undiciGet(url, headers));
     return this.accept(exchange, urlText, offset);
   }
 
-  /** The general way: TLS, proxies, redirects, chunked bodies. */
+  /** The general way: proxies, redirects, chunked bodies. */
   private async undiciGet(url: URL, headers: Record<string, string>): Promise<Exchange> {
     const timeout = this.opts.timeoutSec * 1000;
     const res = await request(url, {

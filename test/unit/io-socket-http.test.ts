@@ -1,8 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import { createServer, type Server, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
+import { createServer as createTlsServer } from 'node:tls';
+import { generateSelfSigned } from '../../src/api/tls.ts';
 import { afterEach, describe, expect, it } from 'vitest';
-import { parseResponseHead, plainGet, type PlainResponse } from '../../src/io/plain-http.ts';
+import { parseResponseHead, socketGet, type SocketResponse } from '../../src/io/socket-http.ts';
 
 // The socket path of image downloads, against a raw TCP server on 127.0.0.1
 // that writes exactly the bytes each test wants (split, short, oversized).
@@ -15,17 +17,19 @@ afterEach(async () => {
   server = undefined;
 });
 
-async function serve(script: Script): Promise<string> {
-  server = createServer((socket) => {
+async function serve(script: Script, tls?: { cert: string; key: string }): Promise<string> {
+  const onConnection = (socket: Socket) => {
     let req = '';
     socket.on('data', (d) => {
       req += d.toString('latin1');
       if (req.includes('\r\n\r\n')) script(socket, req);
     });
     socket.on('error', () => undefined);
-  });
+  };
+  server = tls ? createTlsServer(tls, onConnection) : createServer(onConnection);
+  server.on('tlsClientError', () => undefined);
   await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', resolve));
-  return `http://127.0.0.1:${(server.address() as AddressInfo).port}/image.raw`;
+  return `${tls ? 'https' : 'http'}://127.0.0.1:${(server.address() as AddressInfo).port}/image.raw`;
 }
 
 const head = (status: string, headers: Record<string, string | number>) =>
@@ -43,12 +47,12 @@ function dribble(socket: Socket, data: Buffer, piece: number, then: () => void):
   step();
 }
 
-async function get(url: string, headers: Record<string, string> = {}): Promise<PlainResponse | undefined> {
-  return plainGet(new URL(url), headers, { timeoutMs: 5000 });
+async function get(url: string, headers: Record<string, string> = {}): Promise<SocketResponse | undefined> {
+  return socketGet(new URL(url), headers, { timeoutMs: 5000 });
 }
 
 /** Reads the whole body in fills of `fillSize`, the way the image source does. */
-async function readAll(res: PlainResponse, fillSize: number): Promise<Buffer> {
+async function readAll(res: SocketResponse, fillSize: number): Promise<Buffer> {
   const parts: Buffer[] = [];
   for (;;) {
     const buf = Buffer.alloc(fillSize);
@@ -74,7 +78,7 @@ describe('parseResponseHead', () => {
   });
 });
 
-describe('plainGet', () => {
+describe('socketGet (http)', () => {
   it('sends the request line, Host and the given headers; refuses a header value with a line break', async () => {
     let seen = '';
     const url = await serve((socket, req) => {
@@ -156,6 +160,26 @@ describe('plainGet', () => {
 
   it('times out a server that sends nothing', async () => {
     const url = await serve(() => undefined);
-    await expect(plainGet(new URL(url), {}, { timeoutMs: 200 })).rejects.toThrow(/no data for 0.2 s/);
+    await expect(socketGet(new URL(url), {}, { timeoutMs: 200 })).rejects.toThrow(/no data for 0.2 s/);
+  });
+});
+
+describe('socketGet (https)', () => {
+  const cert = generateSelfSigned('127.0.0.1');
+  const body = randomBytes(4 * 1024 * 1024 + 5);
+  const answer: Script = (socket) => socket.end(Buffer.concat([Buffer.from(head('200 OK', { 'content-length': body.length })), body]));
+
+  it('decrypts the body into the fill buffers when the CA is given (ipa-cafile)', async () => {
+    const url = await serve(answer, cert);
+    const res = (await socketGet(new URL(url), {}, { timeoutMs: 5000, ca: cert.cert }))!;
+    expect((await readAll(res, 1024 * 1024)).equals(body)).toBe(true);
+    expect(res.body.bytes.inPlace).toBeGreaterThan(body.length / 2);
+  });
+
+  it('refuses a certificate it cannot verify, unless insecure (ipa-insecure)', async () => {
+    const url = await serve(answer, cert);
+    await expect(socketGet(new URL(url), {}, { timeoutMs: 5000 })).rejects.toThrow(/certificate/i);
+    const res = (await socketGet(new URL(url), {}, { timeoutMs: 5000, insecure: true }))!;
+    expect((await readAll(res, 1024 * 1024)).equals(body)).toBe(true);
   });
 });
