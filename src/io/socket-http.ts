@@ -174,7 +174,9 @@ export class SocketBody {
   /** Resolves the waiting fill when its buffer is full or the body is done; returns whether to keep reading. */
   private settle(): boolean {
     const t = this.target;
-    if (!t || (t.at < t.end && this.remaining > 0)) return true;
+    // No buffer waiting: stay paused, so nothing piles up in `pending`.
+    if (!t) return false;
+    if (t.at < t.end && this.remaining > 0) return true;
     this.target = undefined;
     this.socket.setTimeout(0);
     const w = this.waiter;
