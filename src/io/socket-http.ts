@@ -19,8 +19,6 @@ export interface SocketResponse {
   status: number;
   /** Lower-case names; the first value of each. */
   headers: Record<string, string>;
-  /** Body bytes, from Content-Length (undefined for a status without a streamed body). */
-  length?: number;
   body: SocketBody;
 }
 
@@ -84,6 +82,8 @@ export class SocketBody {
   private headLen = 0;
   private onHead?: (r: { status: number; headers: Record<string, string> } | Error) => void;
   socket!: Socket;
+  /** Bytes the last failed fill placed before the failure. */
+  received = 0;
   /** Body bytes the kernel read straight into caller buffers, and bytes that had to be copied there. */
   readonly bytes = { inPlace: 0, copied: 0 };
 
@@ -255,9 +255,6 @@ export class SocketBody {
     });
   }
 
-  /** Bytes the last failed fill placed before the failure. */
-  received = 0;
-
   /** Drops the connection (and whatever of the body is left). */
   discard(): void {
     this.socket.destroy();
@@ -291,5 +288,5 @@ export async function socketGet(url: URL, headers: Record<string, string>, opts:
     return undefined;
   }
   body.expect(Number(len));
-  return { status, headers: h, length: Number(len), body };
+  return { status, headers: h, body };
 }

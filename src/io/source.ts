@@ -98,8 +98,10 @@ class StreamBody implements BodyReader {
     return pos - at;
   }
 
+  /** Drops the body unread (destroy alone emits an unhandled AbortError). */
   discard(): void {
-    discard(this.body);
+    this.body.on('error', () => undefined);
+    this.body.destroy();
   }
 }
 
@@ -193,12 +195,6 @@ interface Response {
   validator?: string;
 }
 
-/** Drop a response body we will not read (destroy alone emits an unhandled AbortError). */
-function discard(body: { on(e: 'error', f: () => void): unknown; destroy(): unknown }): void {
-  body.on('error', () => undefined);
-  body.destroy();
-}
-
 const parseContentRange = (v: string | undefined) => {
   const m = v ? /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(v.trim()) : null;
   return m ? { start: Number(m[1]), total: m[3] === '*' ? undefined : Number(m[3]) } : undefined;
@@ -256,15 +252,13 @@ class HttpDownload {
 
   /** The general way: proxies, redirects, chunked bodies. */
   private async undiciGet(url: URL, headers: Record<string, string>): Promise<Exchange> {
-    const timeout = this.opts.timeoutSec * 1000;
+    // Timeouts, TLS and the proxy come with the dispatcher.
     const res = await request(url, {
       method: 'GET',
       headers,
       dispatcher: this.dispatchers.for(url),
       signal: this.opts.signal,
       highWaterMark: this.opts.readChunkBytes ?? READ_CHUNK,
-      headersTimeout: timeout,
-      bodyTimeout: timeout,
     });
     const h: Record<string, string> = {};
     for (const [k, v] of Object.entries(res.headers)) if (v !== undefined) h[k] = Array.isArray(v) ? v[0]! : v;
