@@ -41,7 +41,7 @@ describe('IPA v1 API', () => {
     engine.register('standby', {
       sync: { async: false, run: async () => { throw new Error('sync exploded'); } },
     });
-    tokens = new TokenKeeper('s3cret');
+    tokens = new TokenKeeper('s3cret-0123456789abcdef0123456789abcdef');
     app = buildApi({ engine, tokens, status: () => ({ started_at: 1, version: 'v' }), steps: () => [], inventory: async () => ({}) });
     await app.ready();
   });
@@ -50,7 +50,7 @@ describe('IPA v1 API', () => {
     await app.close();
   });
 
-  const post = (body: unknown, query = '?agent_token=s3cret') =>
+  const post = (body: unknown, query = '?agent_token=s3cret-0123456789abcdef0123456789abcdef') =>
     app.inject({ method: 'POST', url: `/v1/commands/${query}`, payload: typeof body === 'string' ? body : JSON.stringify(body), headers: { 'content-type': 'text/plain' } });
 
   it('serves the version documents and status', async () => {
@@ -65,7 +65,7 @@ describe('IPA v1 API', () => {
   });
 
   it('runs a synchronous command and answers its five-key result (paths without /v1 too)', async () => {
-    const res = await app.inject({ method: 'POST', url: '/commands/?agent_token=s3cret', payload: '{"name":"clean.get_clean_steps","params":{}}' });
+    const res = await app.inject({ method: 'POST', url: '/commands/?agent_token=s3cret-0123456789abcdef0123456789abcdef', payload: '{"name":"clean.get_clean_steps","params":{}}' });
     expect(res.statusCode).toBe(200);
     const r = res.json();
     expect(Object.keys(r).sort()).toEqual(['command_error', 'command_name', 'command_result', 'command_status', 'id']);
@@ -123,7 +123,7 @@ describe('IPA v1 API', () => {
 
   it('reports a command that fails while running as a 200 FAILED result with IPA\'s error object', async () => {
     gate.resolve();
-    const r = (await post({ name: 'clean.execute_clean_step', params: { fail: true } }, '?agent_token=s3cret&wait=true')).json();
+    const r = (await post({ name: 'clean.execute_clean_step', params: { fail: true } }, '?agent_token=s3cret-0123456789abcdef0123456789abcdef&wait=true')).json();
     expect(r.command_status).toBe('FAILED');
     expect(r.command_error).toEqual({ type: 'CleaningError', code: 500, message: 'Clean step failed', details: 'disk on fire' });
     const sync = await post({ name: 'standby.sync', params: {} });
@@ -135,12 +135,12 @@ describe('IPA v1 API', () => {
 
   it('guards command reads once a GET carried a token (IPA 10 rule), and leaves them open before', async () => {
     expect((await app.inject({ url: '/v1/commands/' })).statusCode).toBe(200);
-    expect((await app.inject({ url: '/v1/commands/?agent_token=s3cret' })).statusCode).toBe(200);
+    expect((await app.inject({ url: '/v1/commands/?agent_token=s3cret-0123456789abcdef0123456789abcdef' })).statusCode).toBe(200);
     const later = await app.inject({ url: '/v1/commands/' });
     expect(later.statusCode).toBe(401);
     expect(later.json().faultstring).toBe('401 Unauthorized: Token invalid.');
     expect((await app.inject({ url: '/v1/commands/?agent_token=bad' })).statusCode).toBe(401);
-    expect((await app.inject({ url: '/v1/commands/?agent_token=s3cret' })).statusCode).toBe(200);
+    expect((await app.inject({ url: '/v1/commands/?agent_token=s3cret-0123456789abcdef0123456789abcdef' })).statusCode).toBe(200);
   });
 
   it('a made-up token on a GET is refused but does not lock token-less readers (Ironic 21.4) out', async () => {
@@ -151,7 +151,7 @@ describe('IPA v1 API', () => {
     }
     expect((await app.inject({ url: '/v1/commands/' })).statusCode).toBe(200);
     // The conductor's own token switches the rule on, for every command route.
-    expect((await app.inject({ url: '/v1/commands/?agent_token=s3cret' })).statusCode).toBe(200);
+    expect((await app.inject({ url: '/v1/commands/?agent_token=s3cret-0123456789abcdef0123456789abcdef' })).statusCode).toBe(200);
     expect((await app.inject({ url: '/v1/commands/' })).statusCode).toBe(401);
     expect((await app.inject({ url: '/v1/commands/some-id' })).statusCode).toBe(401);
   });
