@@ -4,7 +4,7 @@ import { log } from '../log.ts';
 import { CommandEngine, CommandRejected, type Rejection } from '../commands/engine.ts';
 import { HttpFault } from './faults.ts';
 import type { TokenKeeper } from './token.ts';
-import type { TlsMaterial } from './tls.ts';
+import { TLS_SERVER_OPTIONS, type TlsMaterial } from './tls.ts';
 
 // IPA's v1 REST API, wire-compatible with 9.4 as Ironic's agent_client.py
 // expects it. The server knows nothing of steps: it maps HTTP onto the
@@ -73,7 +73,7 @@ export function buildApi(deps: ApiDeps, opts: ApiOptions = {}): FastifyInstance 
   const app = Fastify({
     logger: false,
     bodyLimit,
-    ...(opts.tls ? { https: { cert: opts.tls.cert, key: opts.tls.key } } : {}),
+    ...(opts.tls ? { https: { cert: opts.tls.cert, key: opts.tls.key, ...TLS_SERVER_OPTIONS } } : {}),
   }) as unknown as FastifyInstance;
 
   // IPA ignores the request's Content-Type and parses every body as JSON: take

@@ -1,45 +1,124 @@
-import { generateKeyPairSync } from 'node:crypto';
+import { generateKeyPairSync, randomBytes, sign, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
-import selfsigned from 'selfsigned';
+import type { SecureContextOptions } from 'node:tls';
+import { AsnConvert, OctetString } from '@peculiar/asn1-schema';
+import { ecdsaWithSHA512 } from '@peculiar/asn1-ecc';
+import {
+  AttributeTypeAndValue,
+  AttributeValue,
+  BasicConstraints,
+  Certificate,
+  ExtendedKeyUsage,
+  Extension,
+  Extensions,
+  GeneralName,
+  Name,
+  RelativeDistinguishedName,
+  SubjectAlternativeName,
+  SubjectPublicKeyInfo,
+  TBSCertificate,
+  Validity,
+  Version,
+  id_ce_basicConstraints,
+  id_ce_extKeyUsage,
+  id_ce_subjectAltName,
+  id_kp_serverAuth,
+} from '@peculiar/asn1-x509';
+
+// IPA's auto-TLS: a self-signed certificate for the address we advertise,
+// generated at start and sent to Ironic as agent_verify_ca. Ironic verifies
+// the agent against exactly this certificate, so its SAN must hold the
+// callback host. Like current IPA (tls_utils.py): an EC P-384 key, signed
+// with SHA-512, valid for 30 days from an hour ago (clock skew between the
+// node and the conductor). It is an end-entity certificate, not a CA: the
+// key cannot vouch for any other certificate, even to a client that trusts
+// it. OpenSSL (Ironic's requests, Node) accepts a self-signed leaf in its
+// trust bundle as the anchor for itself.
+//
+// The ASN.1 structures come from @peculiar/asn1-x509; Node's crypto makes the
+// key and the signature (synchronously: start-up needs it before serving).
+
+const OID_COMMON_NAME = '2.5.4.3';
+const VALID_DAYS = 30;
+const CLOCK_SKEW_SECONDS = 3600;
+
+/** Served TLS versions: IPA 11.6+ refuses anything older than TLS 1.2. */
+export const TLS_SERVER_OPTIONS: Pick<SecureContextOptions, 'minVersion'> = { minVersion: 'TLSv1.2' };
 
 export interface TlsMaterial {
   cert: string;
   key: string;
 }
 
-// IPA's auto-TLS: a self-signed certificate for the address we advertise,
-// generated at start and sent to Ironic as agent_verify_ca. Ironic verifies
-// the agent against exactly this certificate, so its SAN must hold the
-// callback host.
-export function generateSelfSigned(advertised: string): TlsMaterial {
+export interface SelfSignedOptions {
+  /** Start of validity (default: now). */
+  now?: Date;
+}
+
+export function generateSelfSigned(advertised: string, opts: SelfSignedOptions = {}): TlsMaterial {
   // A link-local address's zone (fe80::1%eth0) names our interface, not part of the address.
   const host = advertised.split('%')[0]!;
-  const altName = isIP(host) ? { type: 7, ip: host } : { type: 2, value: host };
-  // Node's native RSA key generation: forge's pure-JS one takes many seconds
-  // on a slow (emulated) CPU, and start-up time is boot-to-heartbeat time.
-  const keyPair = generateKeyPairSync('rsa', {
-    modulusLength: 2048,
-    publicKeyEncoding: { type: 'spki', format: 'pem' },
-    privateKeyEncoding: { type: 'pkcs1', format: 'pem' },
+  const altName = isIP(host) ? new GeneralName({ iPAddress: host }) : new GeneralName({ dNSName: host });
+  const { publicKey, privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-384' });
+  const now = opts.now ?? new Date();
+  const name = new Name([
+    new RelativeDistinguishedName([
+      new AttributeTypeAndValue({ type: OID_COMMON_NAME, value: new AttributeValue({ utf8String: host }) }),
+    ]),
+  ]);
+  const tbs = new TBSCertificate({
+    version: Version.v3,
+    serialNumber: randomSerial(),
+    signature: ecdsaWithSHA512,
+    issuer: name,
+    subject: name,
+    validity: new Validity({
+      notBefore: new Date(now.getTime() - CLOCK_SKEW_SECONDS * 1000),
+      notAfter: new Date(now.getTime() + VALID_DAYS * 86_400_000),
+    }),
+    subjectPublicKeyInfo: AsnConvert.parse(publicKey.export({ type: 'spki', format: 'der' }), SubjectPublicKeyInfo),
+    extensions: new Extensions([
+      extension(id_ce_subjectAltName, true, new SubjectAlternativeName([altName])),
+      extension(id_ce_basicConstraints, true, new BasicConstraints({ cA: false })),
+      extension(id_ce_extKeyUsage, false, new ExtendedKeyUsage([id_kp_serverAuth])),
+    ]),
   });
-  // selfsigned accepts a ready key pair, but its typings do not say so.
-  const options = {
-    keyPair,
-    days: 3650,
-    algorithm: 'sha256',
-    extensions: [
-      { name: 'basicConstraints', cA: true },
-      { name: 'keyUsage', digitalSignature: true, keyEncipherment: true, keyCertSign: true },
-      { name: 'extKeyUsage', serverAuth: true },
-      { name: 'subjectAltName', altNames: [altName] },
-    ],
-  } as selfsigned.SelfsignedOptions;
-  const pems = selfsigned.generate([{ name: 'commonName', value: host }], options);
-  // forge writes CRLF; Ironic stores the PEM and compares later heartbeats'
-  // copies with what it reads back in text mode (LF), so send LF only.
-  const lf = (pem: string) => pem.replace(/\r\n/g, '\n');
-  return { cert: lf(pems.cert), key: lf(pems.private) };
+  const certificate = new Certificate({
+    tbsCertificate: tbs,
+    signatureAlgorithm: ecdsaWithSHA512,
+    signatureValue: toArrayBuffer(signTbs(tbs, privateKey)),
+  });
+  return {
+    cert: pem('CERTIFICATE', Buffer.from(AsnConvert.serialize(certificate))),
+    key: privateKey.export({ type: 'pkcs8', format: 'pem' }) as string,
+  };
+}
+
+function signTbs(tbs: TBSCertificate, key: KeyObject): Buffer {
+  // ECDSA in X.509 is the DER SEQUENCE { r, s }, Node's default encoding for EC keys.
+  return sign('sha512', Buffer.from(AsnConvert.serialize(tbs)), key);
+}
+
+function extension(id: string, critical: boolean, value: unknown): Extension {
+  return new Extension({ extnID: id, critical, extnValue: new OctetString(AsnConvert.serialize(value)) });
+}
+
+/** 16 random bytes, a positive DER INTEGER with no leading zero byte (RFC 5280: at most 20 octets). */
+function randomSerial(): ArrayBuffer {
+  const bytes = randomBytes(16);
+  bytes[0] = (bytes[0]! & 0x7f) | 0x01;
+  return toArrayBuffer(bytes);
+}
+
+function toArrayBuffer(b: Buffer): ArrayBuffer {
+  return b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength) as ArrayBuffer;
+}
+
+/** PEM with LF line ends: Ironic compares later heartbeats' copies with what it stored. */
+function pem(label: string, der: Buffer): string {
+  const lines = der.toString('base64').match(/.{1,64}/g)!;
+  return `-----BEGIN ${label}-----\n${lines.join('\n')}\n-----END ${label}-----\n`;
 }
 
 export function loadTls(certfile: string, keyfile: string): TlsMaterial {
