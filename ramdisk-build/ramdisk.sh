@@ -147,6 +147,10 @@ echo metal-agent >"$root/etc/hostname"
 : >"$root/etc/resolv.conf"
 ln -s /proc/mounts "$root/etc/mtab"
 echo "metal-agent ramdisk, kernel $release, built $(date -u +%Y-%m-%dT%H:%M:%SZ)" >"$root/etc/metal-agent-release"
+# The agent counts itself in a ramdisk (every disk writable, power actions real)
+# only with this marker AND an in-memory root (src/system/safety.ts): a host
+# that merely has a tmpfs root, such as a diskless one, has no such file.
+echo "metal-agent ramdisk: disks and power belong to the agent" >"$root/etc/metal-agent-ramdisk"
 
 # --- pack ---------------------------------------------------------------------
 mkdir -p "$(dirname "$out")"

@@ -1,4 +1,4 @@
-import { readFileSync, realpathSync } from 'node:fs';
+import { readFileSync, realpathSync, statSync } from 'node:fs';
 
 // The agent's most important rule: outside a ramdisk it may write only to the
 // block devices it was explicitly given, and it never powers off, reboots or
@@ -11,8 +11,30 @@ export class SafetyError extends Error {
   }
 }
 
-/** True when / is the kernel's rootfs/tmpfs/ramfs, i.e. we booted a ramdisk. */
-export function runningInRamdisk(mountsText = safeRead('/proc/mounts')): boolean {
+/**
+ * Written into the initramfs by ramdisk-build/ramdisk.sh: only our own ramdisk
+ * has it. A tmpfs root alone proves nothing (a diskless host, a live system,
+ * a container), and there the agent must not treat every disk as its own.
+ */
+export const RAMDISK_MARKER = '/etc/metal-agent-ramdisk';
+
+export interface RamdiskProbe {
+  /** Where the mount table is read (default /proc/mounts). */
+  mountsPath?: string;
+  /** The marker our ramdisk carries (default RAMDISK_MARKER). */
+  markerPath?: string;
+}
+
+/**
+ * True only in the metal-agent ramdisk: / is the kernel's rootfs/tmpfs/ramfs
+ * AND the ramdisk's marker file is there. Either alone is not enough.
+ */
+export function runningInRamdisk(probe: RamdiskProbe = {}): boolean {
+  return rootIsInMemory(safeRead(probe.mountsPath ?? '/proc/mounts')) && isRegularFile(probe.markerPath ?? RAMDISK_MARKER);
+}
+
+/** Whether / is mounted from memory (rootfs, tmpfs, ramfs), judged from a mount table's text. */
+export function rootIsInMemory(mountsText: string): boolean {
   // The last mount of / wins (rootfs is listed first, then whatever replaced it).
   let rootType: string | undefined;
   for (const line of mountsText.split('\n')) {
@@ -20,6 +42,14 @@ export function runningInRamdisk(mountsText = safeRead('/proc/mounts')): boolean
     if (mountPoint === '/') rootType = fsType;
   }
   return rootType !== undefined && ['rootfs', 'tmpfs', 'ramfs'].includes(rootType);
+}
+
+function isRegularFile(path: string): boolean {
+  try {
+    return statSync(path).isFile();
+  } catch {
+    return false;
+  }
 }
 
 function safeRead(path: string): string {
