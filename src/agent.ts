@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import type { FastifyInstance } from 'fastify';
 import { buildApi } from './api/server.ts';
 import { generateSelfSigned, loadTls, type TlsMaterial } from './api/tls.ts';
-import { TokenKeeper } from './api/token.ts';
+import { TokenKeeper, type TokenOffer } from './api/token.ts';
 import { CommandEngine } from './commands/engine.ts';
 import { registerExtensions } from './commands/extensions/index.ts';
 import { withOverrides, type AgentConfig } from './config.ts';
@@ -57,7 +57,7 @@ export class Agent {
         'not running in a ramdisk: only the allowed devices will be written',
       );
     }
-    this.tokens = new TokenKeeper(config.agentToken);
+    this.tokens = new TokenKeeper(config.agentToken, { standalone: config.standalone });
     this.hardware = new HardwareView(this.guard, config);
     registerExtensions(this.engine, this);
     this.engine.on('finished', (result, wasAsync) => {
@@ -77,6 +77,27 @@ export class Agent {
   cafileContents(): string | undefined {
     if (this.config.cafile && this.cafilePem === undefined) this.cafilePem = readFileSync(this.config.cafile, 'utf8');
     return this.cafilePem;
+  }
+
+  /**
+   * The token in a lookup's answer (see TokenKeeper.offer). Returns whether
+   * heartbeats can go out: with a token, or when Ironic neither gave nor
+   * requires one. Ironic's "******" means it holds a token for this node that
+   * it will not hand out again: a virtual-media boot that has it already, or
+   * a restarted agent that lost it. The latter stays token-less (Ironic
+   * refuses its heartbeats) until Ironic wipes that token and issues a new one.
+   */
+  private takeLookupToken(config: Record<string, any>): boolean {
+    const offered: unknown = config.agent_token;
+    const verdict: TokenOffer = this.tokens.offer(typeof offered === 'string' ? offered : undefined, 'lookup');
+    const held = this.tokens.value !== undefined;
+    if (verdict === 'replaced') this.startNewSession();
+    if (verdict === 'placeholder') {
+      if (held) log.info('lookup answered "******" (Ironic handed our token out before): keeping the token we hold');
+      else log.warn('lookup answered "******": Ironic holds a token for this node that we do not know (a restarted agent?); no commands are accepted and no heartbeats sent until Ironic issues a new one');
+    }
+    if (held) return true;
+    return verdict === 'absent' && config.agent_token_required !== true;
   }
 
   /** A new token for a node we already served: behave like a freshly booted ramdisk. */
@@ -143,7 +164,10 @@ export class Agent {
     log.info({ listen: `${this.config.listenHost}:${this.config.listenPort}`, callbackUrl: this.callbackUrl, tls: useTls, version: AGENT_VERSION }, 'API listening');
 
     if (this.config.inspectionCallbackUrl) void this.inspect();
-    if (this.config.standalone) return;
+    if (this.config.standalone) {
+      if (!this.tokens.value) log.warn('STANDALONE: no lookup, no agent token: every command is accepted from anyone who can reach this port');
+      return;
+    }
 
     this.client = new ConductorClient({
       apiUrl: this.config.apiUrl!,
@@ -161,14 +185,12 @@ export class Agent {
       lookupIntervalSec: this.config.lookupInterval,
       token: () => this.tokens.value,
       onLookup: (r) => {
-        const previous = this.tokens.value;
         this.node = r.node;
         this.lookupConfig = r.config ?? {};
         // What the conductor asks of us (features and switches differ by release); never the token.
         const { agent_token: _token, ...shown } = this.lookupConfig;
         log.info({ config: shown }, 'conductor config from lookup');
-        this.tokens.set(r.config?.agent_token);
-        if (previous !== undefined && previous !== this.tokens.value) this.startNewSession();
+        return this.takeLookupToken(this.lookupConfig);
       },
       heartbeatBody: () => ({
         callback_url: this.callbackUrl,
@@ -193,7 +215,19 @@ export class Agent {
       timeoutMs: this.config.lookupTimeout * 1000,
       interfaces: this.config.networkInterface ? [this.config.networkInterface] : undefined,
     });
-    this.config = withOverrides(this.config, ready.vmediaParams);
+    this.applyVirtualMediaParams(ready.vmediaParams);
+  }
+
+  /** parameters.txt from virtual media: its settings, and the token Ironic pre-generated for this boot. */
+  applyVirtualMediaParams(params: Record<string, string>): void {
+    this.config = withOverrides(this.config, params);
+    const given = this.config.agentToken;
+    if (!given || given === this.tokens.value) return;
+    if (this.tokens.value !== undefined) {
+      log.warn('virtual media carries an agent token different from the one given at boot: keeping the one given at boot');
+      return;
+    }
+    if (this.tokens.offer(given, 'operator') === 'adopted') log.info('agent token taken from virtual media');
   }
 
   private async discover(): Promise<void> {

@@ -31,13 +31,13 @@ interface ParamSpec {
 
 const PARAMS = [
   { name: 'api-url', kind: 'string', help: 'Ironic API URL, or "mdns" to discover it' },
-  { name: 'agent-token', kind: 'string', help: 'agent token handed out by Ironic (normally learnt at lookup)' },
+  { name: 'agent-token', kind: 'string', help: 'agent token handed out by Ironic (normally learnt at lookup; virtual media gives it at boot); 32+ characters' },
   { name: 'global-request-id', kind: 'string', help: 'request id to carry in logs and requests to Ironic' },
   { name: 'bootif', kernelName: 'BOOTIF', kind: 'string', help: 'MAC of the boot interface (01-aa-bb-cc-dd-ee-ff)' },
   { name: 'node-uuid', kind: 'string', help: 'node UUID for lookup (in addition to MACs)' },
   { name: 'debug', kind: 'bool', default: false, help: 'debug logging' },
   { name: 'insecure', kind: 'bool', default: false, help: 'do not verify the TLS certificates of Ironic and of image servers' },
-  { name: 'standalone', kind: 'bool', default: false, help: 'serve the API without looking up a node or heartbeating' },
+  { name: 'standalone', kind: 'bool', default: false, help: 'serve the API without looking up a node or heartbeating; commands then need no agent token unless one is given (lab use only)' },
   { name: 'listen-host', kind: 'string', default: '::', help: 'address the API listens on' },
   { name: 'listen-port', kind: 'int', default: 9999, help: 'port the API listens on' },
   { name: 'listen-tls', kind: 'bool', default: false, help: 'serve HTTPS with --certfile/--keyfile' },

@@ -1,11 +1,20 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { log } from '../log.ts';
+import { Backoff } from './backoff.ts';
 import type { ConductorClient, HeartbeatBody, LookupResult } from './client.ts';
 
 // Lookup with back-off, then heartbeats for as long as the agent lives: at a
 // jittered fraction of heartbeat_timeout, at once when a command ends, soon
 // again when the node is locked, and after a fresh lookup when Ironic stops
 // knowing our token (a phase ended without the node being rebooted).
+//
+// Without a token Ironic accepts, heartbeats are pointless (Ironic refuses
+// every one without the node's token): a lookup that leaves the agent without
+// one (Ironic answers "******" to a restarted agent) is retried, and so is a
+// refused heartbeat, with one back-off (jittered, capped) that only an
+// accepted heartbeat resets. The agent then picks a real token up as soon as
+// Ironic issues one (after it wipes the old one: a failed or ended phase, a
+// power cycle) without hammering the API meanwhile.
 
 export interface SessionOptions {
   client: ConductorClient;
@@ -16,28 +25,43 @@ export interface SessionOptions {
   lookupIntervalSec: number;
   /** What goes into every heartbeat besides the token. */
   heartbeatBody(): Omit<HeartbeatBody, 'agent_token'>;
-  onLookup(result: LookupResult): void;
+  /** Takes a lookup's answer; false when the agent holds no token Ironic would accept (do not heartbeat yet). */
+  onLookup(result: LookupResult): boolean | void;
   token(): string | undefined;
 }
 
 export class LookupTimeoutError extends Error {}
 
-const MAX_LOOKUP_BACKOFF_SEC = 30;
+const MAX_LOOKUP_BACKOFF_MS = 30_000;
+/** Longest wait between attempts once Ironic refuses us: how late a token-less agent notices a new token. */
+export const MAX_REFUSED_BACKOFF_MS = 60_000;
 const LOCKED_RETRY_MS = 5_000;
 
 export class ConductorSession {
   private stopped = false;
   private wake: (() => void) | undefined;
   private heartbeatTimeoutSec = 300;
+  /** False when the last lookup left us without a token Ironic accepts, or Ironic refused a heartbeat. */
+  private canHeartbeat = true;
+  /** Refused heartbeats and lookups without a usable token; reset by an accepted heartbeat. */
+  private readonly refusals: Backoff;
   nodeUuid: string | undefined;
   lastHeartbeatOk: Date | undefined;
 
-  constructor(private readonly opts: SessionOptions) {}
+  constructor(private readonly opts: SessionOptions) {
+    this.refusals = new Backoff({ baseMs: this.baseMs(), capMs: MAX_REFUSED_BACKOFF_MS });
+  }
 
-  /** Looks the node up until found; throws LookupTimeoutError after `timeoutSec` (undefined: forever). */
-  async lookup(timeoutSec: number | undefined): Promise<LookupResult> {
+  private baseMs(): number {
+    return Math.max(this.opts.lookupIntervalSec, 0.1) * 1000;
+  }
+
+  /**
+   * Looks the node up until found; throws LookupTimeoutError after `timeoutSec` (undefined: forever).
+   * `backoff` paces the attempts (a fresh one for the first lookup; the session's refusals later).
+   */
+  async lookup(timeoutSec: number | undefined, backoff = new Backoff({ baseMs: this.baseMs(), capMs: MAX_LOOKUP_BACKOFF_MS })): Promise<LookupResult> {
     const deadline = timeoutSec === undefined ? Infinity : Date.now() + timeoutSec * 1000;
-    let delay = Math.max(this.opts.lookupIntervalSec, 0.1);
     for (let attempt = 1; !this.stopped; attempt++) {
       try {
         const outcome = await this.opts.client.lookup(this.opts.macs, this.opts.nodeUuid ?? this.nodeUuid);
@@ -47,16 +71,16 @@ export class ConductorSession {
           const hb = Number(r.config?.heartbeat_timeout);
           if (Number.isFinite(hb) && hb > 0) this.heartbeatTimeoutSec = hb;
           log.info({ node: r.node.uuid, attempt, state: r.node.provision_state }, 'lookup succeeded');
-          this.opts.onLookup(r);
+          this.canHeartbeat = this.opts.onLookup(r) !== false;
           return r;
         }
         log.info({ attempt, status: outcome.status, message: outcome.message }, 'lookup: node not ready yet');
       } catch (err) {
         log.warn({ attempt, err: (err as Error).message }, 'lookup failed');
       }
-      if (Date.now() + delay * 1000 > deadline) break;
-      await this.pause(delay * 1000);
-      delay = Math.min(delay * 2, MAX_LOOKUP_BACKOFF_SEC);
+      const delay = backoff.next();
+      if (Date.now() + delay > deadline) break;
+      await this.pause(delay);
     }
     throw new LookupTimeoutError(`lookup of MACs ${this.opts.macs.join(',') || '(none)'} found no node within ${timeoutSec} s`);
   }
@@ -85,6 +109,15 @@ export class ConductorSession {
 
   async heartbeatLoop(): Promise<void> {
     while (!this.stopped) {
+      if (!this.canHeartbeat) {
+        // Refused, or no usable token: look up again after the back-off.
+        const wait = this.refusals.next();
+        log.info({ retryInMs: wait, token: this.opts.token() ? 'held' : 'none' }, 'looking the node up again after a back-off');
+        await this.pause(wait);
+        if (this.stopped) break;
+        await this.lookup(undefined, this.refusals).catch((err: unknown) => log.warn({ err: (err as Error).message }, 'lookup'));
+        continue;
+      }
       let next = this.intervalMs();
       try {
         const body: HeartbeatBody = { ...this.opts.heartbeatBody(), agent_token: this.opts.token() };
@@ -92,6 +125,7 @@ export class ConductorSession {
         switch (outcome.kind) {
           case 'ok':
             this.lastHeartbeatOk = new Date();
+            this.refusals.reset();
             log.debug({ node: this.nodeUuid }, 'heartbeat accepted');
             break;
           case 'locked':
@@ -100,7 +134,7 @@ export class ConductorSession {
             break;
           case 'relookup':
             log.warn({ status: outcome.status, message: outcome.message }, 'heartbeat refused; looking the node up again');
-            await this.lookup(undefined);
+            this.canHeartbeat = false;
             next = 0;
             break;
           case 'error':
