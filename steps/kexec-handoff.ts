@@ -1,5 +1,6 @@
 import { Type } from '@sinclair/typebox';
-import { splitParams } from '../src/system/bootloader/kernel-params.ts';
+import { InvalidCommandParamsError } from '../src/commands/errors.ts';
+import { InvalidKernelParamsError, kernelParamsArg } from '../src/system/bootloader/kernel-params.ts';
 import { armKexec, prepareKexec } from '../src/system/kexec/index.ts';
 import type { StepDescriptor } from './types.ts';
 
@@ -12,11 +13,6 @@ import type { StepDescriptor } from './types.ts';
 // with it the deploy, while the agent is still there to say why.
 
 const KernelParams = Type.Union([Type.String(), Type.Array(Type.String()), Type.Null()]);
-
-export function paramsArg(v: unknown): string[] {
-  if (v === undefined || v === null) return [];
-  return Array.isArray(v) ? v.flatMap((p) => splitParams(String(p))) : splitParams(String(v));
-}
 
 export const step: StepDescriptor = {
   name: 'kexec_handoff',
@@ -35,7 +31,12 @@ export const step: StepDescriptor = {
     },
   },
   async run(ctx, args) {
-    const extra = paramsArg(args.kernel_params);
+    let extra: string[];
+    try {
+      extra = kernelParamsArg(args.kernel_params);
+    } catch (err) {
+      throw err instanceof InvalidKernelParamsError ? new InvalidCommandParamsError(err.message) : err;
+    }
     ctx.progress('kexec_handoff: looking for the deployed kernel');
     const prepared = await prepareKexec(
       { guard: ctx.guard, deployState: ctx.deployState, rootDevice: async () => (await ctx.rootDevice()).name },

@@ -170,7 +170,7 @@ describe('installBootloader, BIOS (the deployed OS\'s grub in a chroot)', () => 
     expect(await readDeployed(d, root, 'var/log/mkconfig.env')).toBe('os-prober disabled: true\n');
     expect(await readDeployed(d, root, 'boot/grub/grub.cfg')).toBe('linux /vmlinuz root=UUID=x quiet console=ttyS0,115200 nomodeset\n');
     expect(await readDeployed(d, root, 'etc/default/grub')).toBe(
-      'GRUB_DEFAULT=0\nGRUB_CMDLINE_LINUX_DEFAULT="quiet console=ttyS0,115200 nomodeset"\n',
+      "GRUB_DEFAULT=0\nGRUB_CMDLINE_LINUX_DEFAULT='quiet console=ttyS0,115200 nomodeset'\n",
     );
     expect(await ourMounts()).toEqual([]);
   });

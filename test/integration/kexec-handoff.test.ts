@@ -163,7 +163,7 @@ describe('kexec handoff on loop disks (dry runs; the real path with a recorder i
     expect(deployState.kernelParams).toEqual(['console=ttyS1,115200', 'nosmt']);
     // The file on the disk changed (read back through debugfs at the partition's offset, no mount).
     const { stdout } = await execa('debugfs', ['-R', 'cat /etc/default/grub', `${disk.device}?offset=${1024 * 1024}`]);
-    expect(stdout).toContain('GRUB_CMDLINE_LINUX_DEFAULT="quiet console=ttyS1,115200 nosmt"');
+    expect(stdout).toContain("GRUB_CMDLINE_LINUX_DEFAULT='quiet console=ttyS1,115200 nosmt'");
 
     const plan = (await kexecHandoff.run(ctx, { kernel_params: ['ipa-x=1'] })) as Record<string, any>;
     expect(plan.armed).toBe(true);

@@ -61,10 +61,10 @@ describe('kernel parameters', () => {
   it('appends to GRUB_CMDLINE_LINUX_DEFAULT without duplicates, keeping the rest of the file', () => {
     const before = '# comment\nGRUB_DEFAULT=0\nGRUB_CMDLINE_LINUX_DEFAULT="quiet splash"\nGRUB_CMDLINE_LINUX=""\n';
     expect(addToDefaultGrub(before, ['console=ttyS0,115200n8', 'quiet'])).toBe(
-      '# comment\nGRUB_DEFAULT=0\nGRUB_CMDLINE_LINUX_DEFAULT="quiet splash console=ttyS0,115200n8"\nGRUB_CMDLINE_LINUX=""\n',
+      '# comment\nGRUB_DEFAULT=0\nGRUB_CMDLINE_LINUX_DEFAULT=\'quiet splash console=ttyS0,115200n8\'\nGRUB_CMDLINE_LINUX=""\n',
     );
-    expect(addToDefaultGrub("GRUB_CMDLINE_LINUX_DEFAULT='quiet'\n", ['a=1'])).toBe('GRUB_CMDLINE_LINUX_DEFAULT="quiet a=1"\n');
-    expect(addToDefaultGrub('GRUB_TIMEOUT=5', ['a=1'])).toBe('GRUB_TIMEOUT=5\nGRUB_CMDLINE_LINUX_DEFAULT="a=1"\n');
+    expect(addToDefaultGrub("GRUB_CMDLINE_LINUX_DEFAULT='quiet'\n", ['a=1'])).toBe("GRUB_CMDLINE_LINUX_DEFAULT='quiet a=1'\n");
+    expect(addToDefaultGrub('GRUB_TIMEOUT=5', ['a=1'])).toBe("GRUB_TIMEOUT=5\nGRUB_CMDLINE_LINUX_DEFAULT='a=1'\n");
   });
 
   it('appends to BLS options lines', () => {

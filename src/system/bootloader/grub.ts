@@ -1,5 +1,4 @@
-import { access, mkdir, readFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname } from 'node:path';
 import { run } from '../exec.ts';
 import { log } from '../../log.ts';
 import type { Guard } from '../safety.ts';
@@ -7,6 +6,7 @@ import { withChrootMounts, withMount, type MountOptions } from '../mounts.ts';
 import { withPartitionDevice } from '../partitions/device.ts';
 import { probePartitionFilesystem } from '../partitions/probe.ts';
 import { readPartitionTable, type PartitionEntry } from '../partitions/table.ts';
+import { existsInImage, mkdirInImage, readImageFile } from '../image-root.ts';
 
 // The deployed OS's own GRUB, run in a chroot of its root filesystem: the
 // agent never brings a boot loader of its own, so the deployed OS keeps
@@ -20,13 +20,6 @@ export class BootloaderError extends Error {
 }
 
 const LINUX_FS = new Set(['ext2', 'ext3', 'ext4', 'xfs', 'btrfs']);
-
-async function exists(path: string): Promise<boolean> {
-  return access(path).then(
-    () => true,
-    () => false,
-  );
-}
 
 /**
  * The deployed root partition: the one whose filesystem UUID (or partition
@@ -48,7 +41,7 @@ export async function findDeployedRoot(device: string, rootUuid?: string | null)
   for (const { p, fs } of probed) {
     if (!fs.type || !LINUX_FS.has(fs.type)) continue;
     const found = await withPartitionDevice(device, p, (dev) =>
-      withMount(dev, { readOnly: true }, (dir) => exists(join(dir, 'etc/os-release'))),
+      withMount(dev, { readOnly: true }, (dir) => existsInImage(dir, '/etc/os-release')),
     ).catch(() => false);
     if (found) return p;
   }
@@ -83,7 +76,7 @@ export interface GrubTools {
 export async function findGrubTools(root: string): Promise<GrubTools> {
   const dirs = ['usr/sbin', 'sbin', 'usr/bin', 'bin'];
   const find = async (names: string[]) => {
-    for (const name of names) for (const d of dirs) if (await exists(join(root, d, name))) return `/${d}/${name}`;
+    for (const name of names) for (const d of dirs) if (await existsInImage(root, `/${d}/${name}`)) return `/${d}/${name}`;
     return undefined;
   };
   const install = await find(['grub-install', 'grub2-install']);
@@ -94,7 +87,7 @@ export async function findGrubTools(root: string): Promise<GrubTools> {
         'not found in its root filesystem); install GRUB in the image or use a whole disk image with its own boot loader',
     );
   }
-  const config = mkconfig.includes('grub2') || (await exists(join(root, 'boot/grub2'))) ? '/boot/grub2/grub.cfg' : '/boot/grub/grub.cfg';
+  const config = mkconfig.includes('grub2') || (await existsInImage(root, '/boot/grub2')) ? '/boot/grub2/grub.cfg' : '/boot/grub/grub.cfg';
   return { install, mkconfig, config };
 }
 
@@ -118,7 +111,7 @@ export async function grubInstallEfi(root: string, tools: GrubTools, bootloaderI
 }
 
 export async function grubMkconfig(root: string, tools: GrubTools): Promise<string[]> {
-  await mkdir(join(root, tools.config, '..'), { recursive: true });
+  await mkdirInImage(root, dirname(tools.config));
   const args = ['-o', tools.config];
   await inChroot(root, tools.mkconfig, args);
   return [tools.mkconfig, ...args];
@@ -126,6 +119,6 @@ export async function grubMkconfig(root: string, tools: GrubTools): Promise<stri
 
 /** The deployed OS's ID from etc/os-release (bootloader id on the ESP). */
 export async function osId(root: string): Promise<string> {
-  const text = await readFile(join(root, 'etc/os-release'), 'utf8').catch(() => '');
+  const text = (await readImageFile(root, '/etc/os-release').catch(() => null)) ?? '';
   return /^ID="?([A-Za-z0-9._-]+)"?$/m.exec(text)?.[1] ?? 'linux';
 }

@@ -1,5 +1,3 @@
-import { mkdir } from 'node:fs/promises';
-import { join } from 'node:path';
 import { log } from '../../log.ts';
 import type { Guard } from '../safety.ts';
 import { withPartitionDevice } from '../partitions/device.ts';
@@ -19,6 +17,7 @@ import { findGrubTools, grubInstallEfi, grubMkconfig, osId, withDeployedRoot } f
 import { applyKernelParams } from './kernel-params.ts';
 import { ensureEspInFstab } from './fstab.ts';
 import { probePartitionFilesystem } from '../partitions/probe.ts';
+import { mkdirInImage } from '../image-root.ts';
 
 // UEFI: register the deployed OS's loader (shim or grub) in NVRAM and make
 // sure the removable-media fallback path exists, so the node boots even when
@@ -102,7 +101,7 @@ export async function populateEspWithGrub(
         return { grubInstall, kernelParamsFiles };
       },
       async (dir) => {
-        await mkdir(join(dir, 'boot/efi'), { recursive: true });
+        await mkdirInImage(dir, '/boot/efi');
         return [{ source: espDev, target: 'boot/efi', opts: { fsType: 'vfat' } }];
       },
     ),

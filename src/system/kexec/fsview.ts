@@ -1,13 +1,16 @@
 import { lstat, readdir, readFile, readlink } from 'node:fs/promises';
 import { join } from 'node:path';
+import { resolveInRoot, type NodeKind } from '../image-root.ts';
 
 // A read-only look into one deployed filesystem. Symlinks are followed
 // inside that filesystem (an absolute link such as /boot/vmlinuz ->
 // /boot/vmlinuz-6.1.0-18-amd64 means the deployed root's /boot, never the
 // agent's own). find.ts works on this interface only, so the resolution
 // logic runs the same against a mounted partition and an in-memory tree.
+// The resolver itself is shared with every writer under a mounted image
+// (src/system/image-root.ts).
 
-export type NodeKind = 'file' | 'dir' | { link: string };
+export type { NodeKind };
 
 export interface FsView {
   /** Partition number on the disk (0: a filesystem on the whole device). */
@@ -25,34 +28,9 @@ export interface FsView {
   list(path: string): Promise<string[]>;
 }
 
-const MAX_LINKS = 40;
-
 /** Resolves symlinks inside the view; returns the final path, or null when something is missing or loops. */
-export async function resolveInView(view: FsView, path: string): Promise<string | null> {
-  let pending = path.split('/').filter(Boolean);
-  const cur: string[] = [];
-  let hops = 0;
-  while (pending.length) {
-    const part = pending.shift()!;
-    if (part === '.') continue;
-    if (part === '..') {
-      cur.pop();
-      continue;
-    }
-    const here = '/' + [...cur, part].join('/');
-    const kind = await view.lstat(here);
-    if (kind === null) return null;
-    if (typeof kind === 'object') {
-      if (++hops > MAX_LINKS) return null;
-      const target = kind.link.split('/').filter(Boolean);
-      if (kind.link.startsWith('/')) cur.length = 0;
-      pending = [...target, ...pending];
-      continue;
-    }
-    if (kind === 'file' && pending.length) return null;
-    cur.push(part);
-  }
-  return '/' + cur.join('/');
+export function resolveInView(view: FsView, path: string): Promise<string | null> {
+  return resolveInRoot(view, path);
 }
 
 /** The regular file a path names (after symlinks), or null. */
