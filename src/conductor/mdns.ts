@@ -13,6 +13,7 @@ import {
   urlHost,
   type AdvertisedAddress,
 } from './discovery-records.ts';
+import { MDNS_PORT, offLinkReason, type LocalInterfaces } from './mdns-source.ts';
 
 // Finds the Ironic API the way IPA's `ipa-api-url=mdns` does: resolve the
 // service instance `baremetal._openstack._tcp.local.` over multicast DNS, then
@@ -21,7 +22,6 @@ import {
 // IPv6 (ff02::fb), one socket per interface and family so each query leaves
 // through its own interface. Answers are untrusted: see discovery-records.ts.
 
-const MDNS_PORT = 5353;
 const MDNS_V4 = '224.0.0.251';
 const MDNS_V6 = 'ff02::fb';
 
@@ -38,6 +38,8 @@ export interface DiscoverOptions {
   interfaces?: string[];
   /** Whether a global address can be reached (default: the kernel has a route to it). */
   isRoutable?: (address: string) => Promise<boolean>;
+  /** The local interfaces' addresses, to tell on-link responders (default: os.networkInterfaces()). */
+  localInterfaces?: () => LocalInterfaces;
 }
 
 export interface DiscoveredConductor {
@@ -185,8 +187,19 @@ export async function discoverConductor(opts: DiscoverOptions): Promise<Discover
   if (endpoints.length === 0) throw new ConductorNotFoundError('mDNS discovery: could not open any mDNS socket');
   let answered = false;
   let wake: (() => void) | undefined;
+  // RFC 6762 11: answers from off-link sources (or not from port 5353) are dropped unread.
+  const ifnames = ifaces.map((i) => i.ifname);
+  const offLinkSources = new Set<string>();
   for (const e of endpoints) {
     e.mdns.on('response', (packet: unknown, rinfo: RemoteInfo) => {
+      const refused = offLinkReason(rinfo, ifnames, opts.localInterfaces?.());
+      if (refused !== undefined) {
+        if (offLinkSources.size < 20 && !offLinkSources.has(rinfo.address)) {
+          offLinkSources.add(rinfo.address);
+          log.warn({ ifname: e.ifname, source: `${rinfo.address}:${rinfo.port}`, reason: refused }, 'mDNS: answer from off-link source ignored');
+        }
+        return;
+      }
       collector.addPacket(packet, { address: rinfo.address, soleInterface });
       answered = true;
       wake?.();
@@ -211,7 +224,8 @@ export async function discoverConductor(opts: DiscoverOptions): Promise<Discover
       if (collector.hasEndpoint && txtSettled) break;
       if (now - start >= opts.timeoutMs) {
         const rejected = collector.rejections.length ? `; rejected answers: ${collector.rejections.join('; ')}` : '';
-        const heard = answered ? 'answers arrived but none described a usable conductor' : 'nothing answered';
+        const offLink = offLinkSources.size ? `; ignored answers from off-link sources ${[...offLinkSources].join(', ')}` : '';
+        const heard = (answered ? 'answers arrived but none described a usable conductor' : 'nothing answered') + offLink;
         throw new ConductorNotFoundError(
           `mDNS discovery of ${SERVICE_INSTANCE} failed after ${opts.timeoutMs} ms and ${queries} queries on ` +
             `${endpoints.map((e) => `${e.ifname}/IPv${e.family}`).join(', ')}: ${heard}${rejected}`,
