@@ -1,5 +1,5 @@
 import { destroyDiskMetadata } from '../src/system/disk-metadata.ts';
-import { CleaningError } from '../src/commands/errors.ts';
+import { DiskEraseError, OperationAbortedError } from '../src/base/errors.ts';
 import type { StepDescriptor } from './types.ts';
 
 export const step: StepDescriptor = {
@@ -14,7 +14,7 @@ export const step: StepDescriptor = {
     const failures: string[] = [];
     let done = 0;
     for (const disk of disks) {
-      if (ctx.signal.aborted) throw new CleaningError('aborted');
+      if (ctx.signal.aborted) throw new OperationAbortedError('aborted');
       ctx.progress(`erasing metadata on ${disk.name} (${done + 1}/${disks.length})`);
       try {
         await destroyDiskMetadata(disk.name, ctx.guard);
@@ -23,7 +23,7 @@ export const step: StepDescriptor = {
       }
       done++;
     }
-    if (failures.length) throw new CleaningError(`failed to erase metadata: ${failures.join('; ')}`);
+    if (failures.length) throw new DiskEraseError(`failed to erase metadata: ${failures.join('; ')}`);
     ctx.progress(`erased metadata on ${disks.length} disk(s)`);
     return null;
   },

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { BlockDeviceError } from '../src/commands/errors.ts';
+import { BlockDeviceFailure } from '../src/base/errors.ts';
 import type { StepDescriptor } from './types.ts';
 
 // A read-only surface scan of the root device: every byte is read once and
@@ -36,11 +36,11 @@ export const step: StepDescriptor = {
         }
       }
     } catch (err) {
-      if (ctx.signal.aborted) throw new BlockDeviceError(`verify_root_device aborted after ${bytes} bytes of ${root.name}`);
-      throw new BlockDeviceError(`read error on ${root.name} after ${bytes} bytes: ${(err as Error).message}`);
+      if (ctx.signal.aborted) throw new BlockDeviceFailure(`verify_root_device aborted after ${bytes} bytes of ${root.name}`);
+      throw new BlockDeviceFailure(`read error on ${root.name} after ${bytes} bytes: ${(err as Error).message}`);
     }
     if (root.size && bytes !== root.size) {
-      throw new BlockDeviceError(`read ${bytes} bytes of ${root.name}, expected ${root.size}`);
+      throw new BlockDeviceFailure(`read ${bytes} bytes of ${root.name}, expected ${root.size}`);
     }
     const seconds = (Date.now() - started) / 1000;
     ctx.progress(`verify_root_device: ${root.name} read in full (${Math.round(bytes / 2 ** 20)} MiB)`);

@@ -1,5 +1,5 @@
 import { Type } from '@sinclair/typebox';
-import * as agentErrors from '../src/commands/errors.ts';
+import { ChecksumNotAllowedError } from '../src/base/errors.ts';
 import * as io from '../src/io/index.ts';
 import { writeConfigDrive } from '../src/system/configdrive.ts';
 import { createPartitionImageLayout, deviceSize, getPartitionUuids, withPartitionDevice } from '../src/system/partitions/index.ts';
@@ -21,16 +21,6 @@ const ImageInfo = Type.Object(
   },
   { additionalProperties: true },
 );
-
-/** Maps the pipeline's failures onto IPA's error classes (the wire `type`). */
-function asAgentError(err: unknown): unknown {
-  if (err instanceof io.ImageChecksumError) return new agentErrors.ImageChecksumError(err.message);
-  if (err instanceof io.ImageDownloadError) return new agentErrors.ImageDownloadError(err.message);
-  if (err instanceof io.ImageFormatError) return new agentErrors.InvalidImageError(err.message);
-  if (err instanceof io.ImageTooLargeError) return new agentErrors.InvalidImageError(err.message);
-  if (err instanceof io.ImageError) return new agentErrors.ImageWriteError(err.message);
-  return err;
-}
 
 const MiB = 1024 * 1024;
 
@@ -63,7 +53,7 @@ async function verifiedChecksum(ctx: StepContext, req: io.WriteImageRequest): Pr
   if (!expected || ctx.lookupConfig.agent_md5_checksum_enable !== false) return req;
   const resolved = expected.algoFromLength ? await io.resolveChecksum(expected, req.urls[0] ?? '', req) : expected;
   if (resolved?.algo === 'md5') {
-    throw new agentErrors.ImageChecksumError('MD5 support is disabled by the conductor (agent_md5_checksum_enable is false): give a sha256 or sha512 checksum (image_os_hash_algo/image_os_hash_value)');
+    throw new ChecksumNotAllowedError('MD5 support is disabled by the conductor (agent_md5_checksum_enable is false): give a sha256 or sha512 checksum (image_os_hash_algo/image_os_hash_value)');
   }
   return { ...req, checksum: resolved };
 }
@@ -127,17 +117,14 @@ export const step: StepDescriptor = {
     ctx.guard.assertWritable(root.name);
     const partition = info.image_type === 'partition';
     ctx.progress(`write_image: ${partition ? 'partition' : 'whole disk'} image to ${root.name}`);
-    try {
-      const out = partition
-        ? await writePartitionImage(ctx, info, root.name, configdrive || undefined)
-        : await writeWholeDisk(ctx, info, root.name, configdrive || undefined);
-      ctx.deployState.rootDevice = root.name;
-      ctx.deployState.isWholeDisk = !partition;
-      const r = out.image;
-      ctx.progress(`write_image: done, ${Math.round(r.bytesWritten / MiB)} MiB in ${(r.durationMs / 1000).toFixed(1)} s, ${r.checksum.algo} ${r.checksumVerified ? 'verified' : 'computed'}`);
-      return { device: root.name, ...out, partition_uuids: ctx.deployState.partitionUuids };
-    } catch (err) {
-      throw asAgentError(err);
-    }
+    // The pipeline's failures (src/io/errors.ts) reach Ironic through the commands' wire table.
+    const out = partition
+      ? await writePartitionImage(ctx, info, root.name, configdrive || undefined)
+      : await writeWholeDisk(ctx, info, root.name, configdrive || undefined);
+    ctx.deployState.rootDevice = root.name;
+    ctx.deployState.isWholeDisk = !partition;
+    const r = out.image;
+    ctx.progress(`write_image: done, ${Math.round(r.bytesWritten / MiB)} MiB in ${(r.durationMs / 1000).toFixed(1)} s, ${r.checksum.algo} ${r.checksumVerified ? 'verified' : 'computed'}`);
+    return { device: root.name, ...out, partition_uuids: ctx.deployState.partitionUuids };
   },
 };

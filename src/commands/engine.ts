@@ -3,7 +3,7 @@ import { EventEmitter } from 'node:events';
 import { Value } from '@sinclair/typebox/value';
 import type { TSchema } from '@sinclair/typebox';
 import { log } from '../log.ts';
-import { AgentError, InvalidCommandParamsError, toWireError, type WireError } from './errors.ts';
+import { AgentError, InvalidCommandParamsError, toWireError, type WireError } from './wire-errors.ts';
 
 // The command engine: `extension.command` registry, one command at a time,
 // results kept in order. It knows nothing of HTTP: the API maps the typed
@@ -163,7 +163,7 @@ export class CommandEngine extends EventEmitter<{ finished: [result: CommandResu
     } catch (err) {
       result.command_status = 'FAILED';
       result.command_error = toWireError(err, spec.failureClass);
-      if (err instanceof InvalidCommandParamsError) log.warn({ command: fullName, err: err.message }, 'invalid parameters');
+      if (result.command_error.type === InvalidCommandParamsError.name) log.warn({ command: fullName, err: result.command_error.details }, 'invalid parameters');
       log.error({ command: fullName, id: result.id, error: result.command_error }, 'command failed');
     } finally {
       this.running = undefined;

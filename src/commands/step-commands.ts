@@ -2,7 +2,7 @@ import { Type } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 import { HARDWARE_MANAGER, hardwareManagerVersions, type StepRegistry } from '../../steps/registry.ts';
 import type { HardwareFacts, StepContext, StepPhase } from '../../steps/types.ts';
-import { CleaningError, DeploymentError, InvalidCommandParamsError, ServiceError, type AgentError } from './errors.ts';
+import { CleaningError, DeploymentError, InvalidCommandParamsError, ServicingError, type AgentError } from './wire-errors.ts';
 import { StatusOutcome, type CommandSpec } from './engine.ts';
 
 // clean.*, deploy.* and service.* are the same machine with other names:
@@ -17,7 +17,7 @@ export interface StepCommandDeps {
 const FAILURE: Record<StepPhase, new (d: string) => AgentError> = {
   clean: CleaningError,
   deploy: DeploymentError,
-  service: ServiceError,
+  service: ServicingError,
 };
 
 const StepParams = Type.Object({

@@ -1,5 +1,5 @@
 import { log } from '../log.ts';
-import { CommandExecutionError, CleaningError } from '../commands/errors.ts';
+import { DomainError, ExternalCommandFailure } from '../base/errors.ts';
 import { spawnStreaming } from '../system/exec.ts';
 import type { ToolName } from '../system/tools.ts';
 import type { Guard } from '../system/safety.ts';
@@ -12,6 +12,9 @@ import type { BlockDevice } from './types.ts';
 
 type Info = Record<string, unknown>;
 
+/** A burn-in that cannot start as configured; it reaches Ironic as the phase's error (IPA: CleaningError). */
+export class BurninConfigError extends DomainError {}
+
 async function runLong(tool: ToolName, args: string[], signal?: AbortSignal): Promise<void> {
   log.info({ tool, args }, 'burn-in');
   const { child, done } = spawnStreaming(tool, args, { timeoutMs: 8 * 24 * 3600_000, stdin: 'ignore' });
@@ -22,7 +25,7 @@ async function runLong(tool: ToolName, args: string[], signal?: AbortSignal): Pr
   try {
     await done;
   } catch (err) {
-    throw new CommandExecutionError(`${tool} failed with error ${(err as Error).message}`);
+    throw new ExternalCommandFailure(`${tool} failed with error ${(err as Error).message}`);
   } finally {
     signal?.removeEventListener('abort', onAbort);
   }
@@ -72,7 +75,7 @@ export async function burninMemory(info: Info, signal?: AbortSignal): Promise<vo
 /** fio writes to every disk: each one must pass the guard first. */
 export async function burninDisk(info: Info, disks: readonly BlockDevice[], guard: Guard, signal?: AbortSignal): Promise<void> {
   for (const d of disks) guard.assertWritable(d.name);
-  if (!disks.length) throw new CleaningError('fio (disk): no disks to burn in');
+  if (!disks.length) throw new BurninConfigError('fio (disk): no disks to burn in');
   await runLong('fio', fioDiskArgs(info, disks), signal);
 }
 
@@ -90,9 +93,9 @@ export async function burninNetwork(info: Info, signal?: AbortSignal): Promise<v
   const runtime = info.agent_burnin_fio_network_runtime ?? 21600;
   const outputfile = (info.agent_burnin_fio_network_outputfile as string | undefined) ?? null;
   const config = info.agent_burnin_fio_network_config as { role?: string; partner?: string } | undefined;
-  if (!config) throw new CleaningError("fio (network) failed to find 'agent_burnin_fio_network_config' in driver_info");
-  if (config.role !== 'writer' && config.role !== 'reader') throw new CleaningError(`fio (network) found an unknown role: ${config.role}`);
-  if (!config.partner) throw new CleaningError('fio (network) failed to find partner');
+  if (!config) throw new BurninConfigError("fio (network) failed to find 'agent_burnin_fio_network_config' in driver_info");
+  if (config.role !== 'writer' && config.role !== 'reader') throw new BurninConfigError(`fio (network) found an unknown role: ${config.role}`);
+  if (!config.partner) throw new BurninConfigError('fio (network) failed to find partner');
   const first = config.role === 'writer';
   for (const writer of [first, !first]) {
     const role = writer ? 'writer' : 'reader';

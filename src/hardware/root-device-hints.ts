@@ -1,3 +1,4 @@
+import { DeviceNotFoundError, DomainError } from '../base/errors.ts';
 import { log } from '../log.ts';
 import { HintParseError, HintTypeError, matchSpec, parseSpec, pyQuote, type PyValue } from './hint-grammar.ts';
 import type { BlockDevice } from './types.ts';
@@ -33,21 +34,11 @@ const GiB = 1024 ** 3;
 /** IPA's default minimum size of a root disk without hints (4 GiB). */
 export const MIN_ROOT_DISK_SIZE = 4 * GiB;
 
-/** Invalid hints (ironic-lib raises ValueError). */
-export class RootDeviceHintError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'RootDeviceHintError';
-  }
-}
+/** Invalid hints (ironic-lib raises ValueError: the phase's error on the wire). */
+export class RootDeviceHintError extends DomainError {}
 
-/** No disk fits (IPA's DeviceNotFound). */
-export class RootDeviceNotFoundError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'RootDeviceNotFoundError';
-  }
-}
+/** No disk fits: IPA's DeviceNotFound on the wire. */
+export class RootDeviceNotFoundError extends DeviceNotFoundError {}
 
 function isHintName(name: string): name is HintName {
   return Object.prototype.hasOwnProperty.call(VALID_ROOT_DEVICE_HINTS, name);

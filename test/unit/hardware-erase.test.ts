@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { eraseBlockDevice, type EraseMethods } from '../../src/system/erase/erase-block-device.ts';
 import { eraseDevices, forEachLimited } from '../../src/system/erase/erase-devices.ts';
 import { eraseDevicesExpress, type ExpressMethods } from '../../src/system/erase/erase-express.ts';
-import { BlockDeviceEraseError } from '../../src/system/erase/errors.ts';
+import { DiskEraseError } from '../../src/base/errors.ts';
 import { eraseOptionsFromNode } from '../../src/system/erase/options.ts';
 import { parseSecurityLines } from '../../src/system/erase/ata.ts';
 import { secureEraseSetting } from '../../src/system/erase/nvme.ts';
@@ -91,7 +91,7 @@ describe('eraseBlockDevice decision list', () => {
   });
 
   it('failed secure erase fails the disk unless fallback is allowed', async () => {
-    const failing = async () => { throw new BlockDeviceEraseError('frozen'); };
+    const failing = async () => { throw new DiskEraseError('frozen'); };
     const a = recorder({ ata: failing });
     await expect(eraseBlockDevice(disk('/dev/sdzz'), defaults, allowAll, { methods: a.methods }))
       .rejects.toThrow(/fallback to shred is not enabled: frozen/);
@@ -171,7 +171,7 @@ describe('eraseDevicesExpress', () => {
   });
 
   it('a failed NVMe erase still removes metadata, then fails the step', async () => {
-    const { calls, methods } = express({ nvme: async () => { throw new BlockDeviceEraseError('format failed'); } });
+    const { calls, methods } = express({ nvme: async () => { throw new DiskEraseError('format failed'); } });
     await expect(eraseDevicesExpress([disk('/dev/nvme99n1')], defaults, allowAll, { methods })).rejects.toThrow(/format failed/);
     expect(calls).toEqual(['metadata /dev/nvme99n1']);
   });

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { ataSecureErase } from '../../src/system/erase/ata.ts';
-import { BlockDeviceEraseError } from '../../src/system/erase/errors.ts';
+import { DiskEraseError } from '../../src/base/errors.ts';
 import { nvmeSecureErase } from '../../src/system/erase/nvme.ts';
 import { Guard, SafetyError } from '../../src/system/safety.ts';
 
@@ -126,7 +126,7 @@ describe('ATA security erase (hdparm state machine)', () => {
   it('a failed erase unlocks the drive again so an overwrite can follow', async () => {
     state({ fail_erase: 1 });
     const err = await ataSecureErase(DEV, guard).catch((e) => e);
-    expect(err).toBeInstanceOf(BlockDeviceEraseError);
+    expect(err).toBeInstanceOf(DiskEraseError);
     expect(calls()).toEqual([
       `hdparm --user-master u --security-set-pass NULL ${DEV}`,
       `hdparm --user-master u --security-erase-enhanced NULL ${DEV}`,

@@ -4,7 +4,7 @@ import { installBootloader } from '../../system/bootloader/index.ts';
 import { SafetyError, type Guard } from '../../system/safety.ts';
 import type { BlockDevice } from '../../hardware/types.ts';
 import type { DeployState } from '../../../steps/types.ts';
-import { BootloaderInstallError } from '../errors.ts';
+import { BootloaderInstallError } from '../wire-errors.ts';
 import type { CommandSpec } from '../engine.ts';
 
 // image.install_bootloader: Ironic asks for it after writing a partition

@@ -2,7 +2,7 @@ import { Type } from '@sinclair/typebox';
 import { run } from '../../system/exec.ts';
 import { powerAction } from '../../system/power.ts';
 import type { Guard } from '../../system/safety.ts';
-import { SystemRebootError } from '../errors.ts';
+import { SystemRebootError } from '../wire-errors.ts';
 import type { CommandSpec } from '../engine.ts';
 
 export interface StandbyDeps {

@@ -1,4 +1,4 @@
-import { NotSupportedError } from '../errors.ts';
+import { NotSupportedError } from '../wire-errors.ts';
 import type { CommandSpec } from '../engine.ts';
 
 // Commands Ironic can send that this agent does not implement yet answer a

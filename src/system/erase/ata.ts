@@ -1,7 +1,7 @@
 import { log } from '../../log.ts';
 import { CommandFailedError, run, ToolMissingError } from '../exec.ts';
 import type { Guard } from '../safety.ts';
-import { BlockDeviceEraseError } from './errors.ts';
+import { DiskEraseError } from '../../base/errors.ts';
 
 // ATA Security Erase through hdparm, walking the ATA security state machine
 // the way IPA does (SEC1..SEC6): refuse frozen drives, unlock a drive left
@@ -61,7 +61,7 @@ async function attemptUnlock(device: string, lines?: string[]): Promise<string[]
 
 /**
  * Returns false when the drive does not support ATA security (the caller
- * tries another method); throws BlockDeviceEraseError when it does but the
+ * tries another method); throws DiskEraseError when it does but the
  * erase cannot be done.
  */
 export async function ataSecureErase(device: string, guard: Guard): Promise<boolean> {
@@ -77,17 +77,17 @@ export async function ataSecureErase(device: string, guard: Guard): Promise<bool
   if (!lines.includes('supported') || !(await smartctlAllowsSecurity(device))) return false;
 
   if (!lines.includes('not frozen')) {
-    throw new BlockDeviceEraseError(`Block device ${device} is frozen and cannot be erased`);
+    throw new DiskEraseError(`Block device ${device} is frozen and cannot be erased`);
   }
   lines = await attemptUnlock(device, lines);
   if (!lines.includes('not locked')) {
-    throw new BlockDeviceEraseError(`Block device ${device} already has a security password set`);
+    throw new DiskEraseError(`Block device ${device} already has a security password set`);
   }
   if (lines.includes('not enabled')) {
     try {
       await hdparm(['--security-set-pass', 'NULL'], device);
     } catch (err) {
-      throw new BlockDeviceEraseError(`Security password set failed for device ${device}: ${(err as Error).message}`);
+      throw new DiskEraseError(`Security password set failed for device ${device}: ${(err as Error).message}`);
     }
   }
   const option = lines.includes('not supported: enhanced erase') ? '--security-erase' : '--security-erase-enhanced';
@@ -97,10 +97,10 @@ export async function ataSecureErase(device: string, guard: Guard): Promise<bool
   } catch (err) {
     // Unlock so that an overwrite fallback can still write to the drive.
     await attemptUnlock(device).catch(() => undefined);
-    throw new BlockDeviceEraseError(`Erase failed for device ${device}: ${(err as Error).message}`);
+    throw new DiskEraseError(`Erase failed for device ${device}: ${(err as Error).message}`);
   }
   if (!(await securityLines(device)).includes('not enabled')) {
-    throw new BlockDeviceEraseError(`An unknown error occurred erasing block device ${device}`);
+    throw new DiskEraseError(`An unknown error occurred erasing block device ${device}`);
   }
   return true;
 }

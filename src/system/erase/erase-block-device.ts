@@ -1,10 +1,9 @@
 import { log } from '../../log.ts';
-import { IncompatibleHardwareMethodError } from '../../commands/errors.ts';
+import { DiskEraseError, IncompatibleHardwareError } from '../../base/errors.ts';
 import type { BlockDevice } from '../../hardware/types.ts';
 import type { Guard } from '../safety.ts';
 import { ataSecureErase } from './ata.ts';
 import { isLinuxRaidMember, isReadOnly, isVirtualMediaDevice } from './device-checks.ts';
-import { BlockDeviceEraseError } from './errors.ts';
 import { isNvme, nvmeSecureErase } from './nvme.ts';
 import type { EraseOptions } from './options.ts';
 import { overwriteDevice } from './overwrite.ts';
@@ -60,7 +59,7 @@ export async function eraseBlockDevice(
       log.info({ device }, 'skipping erase of a read-only device');
       return { method: 'skipped', reason: 'read-only' };
     }
-    throw new BlockDeviceEraseError(
+    throw new DiskEraseError(
       `Failed to invoke erase of device ${device} as the device is flagged read-only, and the conductor has not signaled this is a permitted case.`,
     );
   }
@@ -74,11 +73,11 @@ export async function eraseBlockDevice(
       return { method: 'ata-secure-erase' };
     }
   } catch (err) {
-    if (!(err instanceof BlockDeviceEraseError)) throw err;
+    if (!(err instanceof DiskEraseError)) throw err;
     if (!opts.continueIfSecureEraseFailed) {
-      throw new IncompatibleHardwareMethodError(`Failed to invoke secure erase, fallback to shred is not enabled: ${err.details}`);
+      throw new IncompatibleHardwareError(`Failed to invoke secure erase, fallback to shred is not enabled: ${err.message}`);
     }
-    log.warn({ device, err: err.details }, 'secure erase failed; falling back to overwriting');
+    log.warn({ device, err: err.message }, 'secure erase failed; falling back to overwriting');
   }
 
   try {
@@ -90,7 +89,7 @@ export async function eraseBlockDevice(
     });
   } catch (err) {
     log.error({ device, err: (err as Error).message }, 'overwriting the device failed');
-    throw new IncompatibleHardwareMethodError(`Unable to erase block device ${device}: ${(err as Error).message}`);
+    throw new IncompatibleHardwareError(`Unable to erase block device ${device}: ${(err as Error).message}`);
   }
   return { method: 'overwrite' };
 }

@@ -1,7 +1,7 @@
 import type { BlockDevice } from '../../hardware/types.ts';
 import type { Guard } from '../safety.ts';
 import { eraseBlockDevice, type EraseMethods, type EraseResult } from './erase-block-device.ts';
-import { BlockDeviceEraseError } from './errors.ts';
+import { DiskEraseError } from '../../base/errors.ts';
 import type { EraseOptions } from './options.ts';
 
 // IPA's erase_devices: every disk through eraseBlockDevice, at most
@@ -73,7 +73,7 @@ export async function eraseDevices(
   // One failing disk keeps its own error class (Ironic shows it); several are summarised.
   if (failures.length === 1 && errors.length === 1) throw errors[0];
   if (failures.length) {
-    throw new BlockDeviceEraseError(`Failed to erase ${failures.length} of ${disks.length} device(s): ${failures.join('; ')}`);
+    throw new DiskEraseError(`Failed to erase ${failures.length} of ${disks.length} device(s): ${failures.join('; ')}`);
   }
   return results;
 }

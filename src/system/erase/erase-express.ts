@@ -4,7 +4,7 @@ import { destroyDiskMetadata } from '../disk-metadata.ts';
 import type { Guard } from '../safety.ts';
 import { discardDevice, discardReadsZeroes, edgesAreZero } from './discard.ts';
 import { isLinuxRaidMember, isReadOnly, isVirtualMediaDevice } from './device-checks.ts';
-import { BlockDeviceEraseError } from './errors.ts';
+import { DiskEraseError } from '../../base/errors.ts';
 import { isNvme, nvmeSecureErase } from './nvme.ts';
 import type { EraseOptions } from './options.ts';
 
@@ -44,9 +44,9 @@ async function expressOne(dev: BlockDevice, opts: EraseOptions, guard: Guard, m:
   try {
     if (isNvme(device) && opts.nvmeSecureErase && (await m.nvme(device, guard))) return 'nvme-secure-erase';
   } catch (err) {
-    if (!(err instanceof BlockDeviceEraseError)) throw err;
+    if (!(err instanceof DiskEraseError)) throw err;
     secureEraseError = err;
-    log.error({ device, err: err.details }, 'NVMe secure erase failed; falling back to metadata erase');
+    log.error({ device, err: err.message }, 'NVMe secure erase failed; falling back to metadata erase');
   }
   if (!secureEraseError && (await m.discardReadsZeroes(device))) {
     await m.discard(device, guard);
@@ -69,7 +69,7 @@ export async function eraseDevicesExpress(
   const results: Record<string, ExpressMethod> = {};
   const failures: string[] = [];
   for (const [i, dev] of disks.entries()) {
-    if (hooks.signal?.aborted) throw new BlockDeviceEraseError('erase_devices_express aborted');
+    if (hooks.signal?.aborted) throw new DiskEraseError('erase_devices_express aborted');
     hooks.onProgress?.(`express erase of ${dev.name} (${i + 1}/${disks.length})`);
     try {
       results[dev.name] = await expressOne(dev, opts, guard, m);
@@ -77,6 +77,6 @@ export async function eraseDevicesExpress(
       failures.push(`"${dev.name}": ${(err as Error).message}`);
     }
   }
-  if (failures.length) throw new BlockDeviceEraseError(`Failed to erase the device(s): ${failures.join('; ')}`);
+  if (failures.length) throw new DiskEraseError(`Failed to erase the device(s): ${failures.join('; ')}`);
   return results;
 }

@@ -1,7 +1,7 @@
 import { log } from '../../log.ts';
 import { output, run } from '../exec.ts';
 import type { Guard } from '../safety.ts';
-import { BlockDeviceEraseError } from './errors.ts';
+import { DiskEraseError } from '../../base/errors.ts';
 
 // NVMe secure erase through nvme-cli's Format NVM with a Secure Erase
 // Setting: cryptographic erase (ses=2) when the controller supports it,
@@ -17,10 +17,10 @@ export function isNvme(device: string): boolean {
 /** Which Secure Erase Setting to use, from `nvme id-ctrl -o json`. */
 export function secureEraseSetting(idCtrl: { oacs?: number; fna?: number } | null): 1 | 2 {
   if (!idCtrl || typeof idCtrl.oacs !== 'number') {
-    throw new BlockDeviceEraseError('nvme-cli did not return any information');
+    throw new DiskEraseError('nvme-cli did not return any information');
   }
   if (!(idCtrl.oacs & OACS_FORMAT_SUPPORTED)) {
-    throw new BlockDeviceEraseError('nvme-cli did not return any supported format modes');
+    throw new DiskEraseError('nvme-cli did not return any supported format modes');
   }
   return (idCtrl.fna ?? 0) & FNA_CRYPTO_ERASE_SUPPORTED ? 2 : 1;
 }
@@ -31,20 +31,20 @@ export async function nvmeSecureErase(device: string, guard: Guard): Promise<boo
   try {
     idCtrl = JSON.parse(await output('nvme', ['id-ctrl', device, '-o', 'json']));
   } catch (err) {
-    throw new BlockDeviceEraseError(`Failed to fetch NVMe capabilities for device ${device}: ${(err as Error).message}`);
+    throw new DiskEraseError(`Failed to fetch NVMe capabilities for device ${device}: ${(err as Error).message}`);
   }
   let ses: 1 | 2;
   try {
     ses = secureEraseSetting(idCtrl);
   } catch (err) {
-    throw new BlockDeviceEraseError(`${(err as Error).message} for device: ${device}`);
+    throw new DiskEraseError(`${(err as Error).message} for device: ${device}`);
   }
   try {
     log.info({ device, ses }, 'NVMe format with secure erase');
     await run('nvme', ['format', device, '-s', String(ses), '-f'], { timeoutMs: 24 * 3600_000 });
     return true;
   } catch (err) {
-    throw new BlockDeviceEraseError(`Failed to nvme format device ${device}: ${(err as Error).message}`);
+    throw new DiskEraseError(`Failed to nvme format device ${device}: ${(err as Error).message}`);
   }
 }
 
