@@ -5,6 +5,7 @@ import { generateSelfSigned, loadTls, type TlsMaterial } from './api/tls.ts';
 import { TokenKeeper, type TokenOffer } from './api/token.ts';
 import { CommandEngine } from './commands/engine.ts';
 import { registerExtensions } from './commands/extensions/index.ts';
+import type { CommandHost } from './commands/extensions/host.ts';
 import { withOverrides, type AgentConfig } from './config.ts';
 import { hostForUrl, localAddressTowards, lookupMacs } from './conductor/addresses.ts';
 import { ConductorClient, type LookupResult } from './conductor/client.ts';
@@ -28,7 +29,7 @@ import type { DeployState } from '../steps/types.ts';
 
 export type AgentStatus = 'start' | 'end' | 'error';
 
-export class Agent {
+export class Agent implements CommandHost {
   readonly startedAt = Date.now() / 1000;
   readonly guard: Guard;
   readonly engine = new CommandEngine();

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { splitZone } from './conductor/discovery-http.ts';
+import { splitZone } from './base/url-zone.ts';
 
 // One typed config object from, in rising precedence: defaults, the kernel
 // command line (/proc/cmdline or --cmdline-file), METAL_AGENT_* environment

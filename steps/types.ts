@@ -2,6 +2,9 @@ import type { TSchema } from '@sinclair/typebox';
 import type { Logger } from '../src/log.ts';
 import type { BlockDevice } from '../src/hardware/types.ts';
 import type { Guard } from '../src/system/safety.ts';
+import type { DeployState } from '../src/base/deploy-state.ts';
+
+export type { DeployState };
 
 // A step is data plus a function. One registry (steps/index.ts) reads every
 // descriptor; get_clean_steps/get_deploy_steps, docs/steps.md and the
@@ -55,16 +58,6 @@ export interface StepContext {
   options: StepOptions;
   /** What the deploy so far has left for later commands (get_partition_uuids, install_bootloader, kexec). */
   deployState: DeployState;
-}
-
-export interface DeployState {
-  /** The disk the last image went to. */
-  rootDevice?: string;
-  isWholeDisk?: boolean;
-  /** standby.get_partition_uuids' answer. */
-  partitionUuids: Record<string, unknown>;
-  /** Custom kernel parameters for the deployed OS (install_bootloader and kexec add them). */
-  kernelParams: string[];
 }
 
 export interface StepOptions {

@@ -1,24 +1,16 @@
 import { isIPv6 } from 'node:net';
 import { Agent, buildConnector, type Dispatcher } from 'undici';
 import { classifyIp } from '../system/network/addresses.ts';
-import { isValidZone } from './discovery-records.ts';
+import { isValidZone, splitZone } from '../base/url-zone.ts';
 
 // A conductor found on an IPv6 link-local address is only reachable through
 // one interface, so its URL carries the zone: http://[fe80::1%25eth0]:6385
 // (RFC 6874). WHATWG URL parsing (fetch, undici) rejects zone ids, so the
-// agent's HTTP client splits the zone off and hands undici a dispatcher whose
-// connector adds `%eth0` back to link-local hosts before connecting.
+// agent's HTTP client splits the zone off (src/base/url-zone.ts) and hands
+// undici a dispatcher whose connector adds `%eth0` back to link-local hosts
+// before connecting.
 
-const ZONE_RE = /^(https?:\/\/\[[0-9A-Fa-f:.]+)%25([^\]]+)\]/;
-
-/** 'http://[fe80::1%25eth0]:6385/v1' → { url: 'http://[fe80::1]:6385/v1', zone: 'eth0' }. */
-export function splitZone(url: string): { url: string; zone?: string } {
-  const m = ZONE_RE.exec(url);
-  if (!m) return { url };
-  const zone = decodeURIComponent(m[2]!);
-  if (!isValidZone(zone)) throw new Error(`invalid interface zone in ${JSON.stringify(url)}`);
-  return { url: url.replace(ZONE_RE, '$1]'), zone };
-}
+export { splitZone };
 
 /** An undici Agent that connects link-local IPv6 hosts through `zone`. */
 export function zoneAgent(zone: string, options: Agent.Options = {}): Agent {

@@ -1,4 +1,5 @@
 import { classifyIp } from '../system/network/addresses.ts';
+import { isValidZone } from '../base/url-zone.ts';
 
 // Pure half of mDNS discovery: turns untrusted DNS records into a validated
 // picture of the `baremetal` service, and that picture into a URL. Anyone on
@@ -49,9 +50,7 @@ export function isValidDnsName(name: string): boolean {
   return name.split('.').every((label) => /^[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?$/i.test(label));
 }
 
-export function isValidZone(zone: string): boolean {
-  return /^[A-Za-z0-9_.-]{1,15}$/.test(zone) && zone !== '.' && zone !== '..';
-}
+export { isValidZone };
 
 const KEY_RE = /^[a-z0-9_.-]{1,64}$/;
 const PATH_RE = /^(?:\/(?:[A-Za-z0-9._~-]|%[0-9A-Fa-f]{2})+)*\/?$/;

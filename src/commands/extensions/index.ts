@@ -1,4 +1,3 @@
-import type { Agent } from '../../agent.ts';
 import { log } from '../../log.ts';
 import type { StepContext } from '../../../steps/types.ts';
 import type { CommandEngine } from '../engine.ts';
@@ -9,9 +8,10 @@ import { imageCommands } from './image.ts';
 import { unsupported } from './unsupported.ts';
 import { systemCommands } from './system.ts';
 import { runImageHandoff } from '../../system/kexec/index.ts';
+import type { CommandHost } from './host.ts';
 
 /** Builds the context a step runs in, from the node Ironic sent with the command. */
-export function stepContext(agent: Agent, node: Record<string, any>, ports: Array<Record<string, any>>, signal: AbortSignal): StepContext {
+export function stepContext(agent: CommandHost, node: Record<string, any>, ports: Array<Record<string, any>>, signal: AbortSignal): StepContext {
   const o = agent.options;
   return {
     log: log.child({ node: node.uuid }),
@@ -37,7 +37,7 @@ export function stepContext(agent: Agent, node: Record<string, any>, ports: Arra
   };
 }
 
-export function registerExtensions(engine: CommandEngine, agent: Agent): void {
+export function registerExtensions(engine: CommandEngine, agent: CommandHost): void {
   for (const phase of ['clean', 'deploy', 'service'] as const) {
     engine.register(
       phase,

@@ -1,6 +1,6 @@
 import { log } from '../../log.ts';
 import type { Guard } from '../safety.ts';
-import type { DeployState } from '../../../steps/types.ts';
+import type { DeployState } from '../../base/deploy-state.ts';
 import { KexecError } from './find.ts';
 import { executeHandoff, prepareHandoff, unloadHandoff, type HandoffPlan, type PreparedHandoff } from './handoff.ts';
 
