@@ -50,8 +50,6 @@ export function isValidDnsName(name: string): boolean {
   return name.split('.').every((label) => /^[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?$/i.test(label));
 }
 
-export { isValidZone };
-
 const KEY_RE = /^[a-z0-9_.-]{1,64}$/;
 const PATH_RE = /^(?:\/(?:[A-Za-z0-9._~-]|%[0-9A-Fa-f]{2})+)*\/?$/;
 
