@@ -48,17 +48,60 @@ function requestHead(url: URL, headers: Record<string, string>): string {
   return `${lines.join('\r\n')}\r\n\r\n`;
 }
 
-/** Status line and headers; undefined when `text` is not an HTTP/1.x response head. */
+/** A response head whose framing is ambiguous or malformed (refused, as undici's parser refuses it). */
+export class ResponseFramingError extends Error {}
+
+/** RFC 9110 token characters: what a header name may be made of. */
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+/** A field value after its surrounding whitespace: visible ASCII, spaces, tabs and obs-text; no control characters. */
+const FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
+/** Optional whitespace around a field value (RFC 9110 OWS): spaces and tabs only. */
+const OWS = /^[ \t]+|[ \t]+$/g;
+
+/**
+ * Status line and headers; undefined when `text` is not an HTTP/1.x response
+ * head. Framing is strict, as undici's llhttp parser does it: a header name
+ * must be a token (no whitespace before the colon, no folded lines), values
+ * hold no control characters, Content-Length is digits and given once (undici
+ * refuses a repeated one even with equal values, which RFC 9110 section 8.6
+ * allows a client to do), and never together with Transfer-Encoding.
+ * Violations throw ResponseFramingError: a body whose length two parties
+ * could read differently is never streamed.
+ */
 export function parseResponseHead(text: string): { status: number; headers: Record<string, string> } | undefined {
   const [statusLine, ...lines] = text.split('\r\n');
-  const m = /^HTTP\/1\.[01] (\d{3})(?: .*)?$/.exec(statusLine ?? '');
+  const m = /^HTTP\/1\.[01] (\d{3})(?: [\t\x20-\x7e\x80-\xff]*)?$/.exec(statusLine ?? '');
   if (!m) return undefined;
   const headers: Record<string, string> = {};
+  const lengths: string[] = [];
   for (const line of lines) {
+    if (/^[ \t]/.test(line)) throw new ResponseFramingError('folded header line (obs-fold) in the response');
     const colon = line.indexOf(':');
-    if (colon <= 0) return undefined;
-    const name = line.slice(0, colon).trim().toLowerCase();
-    headers[name] ??= line.slice(colon + 1).trim();
+    const rawName = colon < 0 ? '' : line.slice(0, colon);
+    if (!TOKEN.test(rawName)) {
+      throw new ResponseFramingError(
+        /[ \t]$/.test(rawName) && TOKEN.test(rawName.trimEnd())
+          ? `whitespace before the colon in response header '${rawName.trimEnd()}'`
+          : 'malformed response header line',
+      );
+    }
+    const name = rawName.toLowerCase();
+    const value = line.slice(colon + 1).replace(OWS, '');
+    if (!FIELD_VALUE.test(value)) throw new ResponseFramingError(`control character in response header '${name}'`);
+    if (name === 'content-length') lengths.push(value);
+    headers[name] ??= value;
+  }
+  if (lengths.length > 0) {
+    if (lengths.length > 1 || lengths[0]!.includes(',')) {
+      const values = lengths.join(',').split(',').map((v) => v.replace(OWS, ''));
+      throw new ResponseFramingError(
+        values.every((v) => v === values[0]) ? 'repeated Content-Length in the response' : 'conflicting Content-Length values in the response',
+      );
+    }
+    if (!/^\d+$/.test(lengths[0]!)) throw new ResponseFramingError('Content-Length of the response is not a number');
+    if (headers['transfer-encoding'] !== undefined) {
+      throw new ResponseFramingError('response has both Transfer-Encoding and Content-Length');
+    }
   }
   return { status: Number(m[1]), headers };
 }
@@ -81,6 +124,12 @@ export class SocketBody {
   private headParts: Buffer[] = [];
   private headLen = 0;
   private onHead?: (r: { status: number; headers: Record<string, string> } | Error) => void;
+  /**
+   * The whole response head must arrive within one timeout of its first byte,
+   * however slowly it trickles in (the socket's idle timeout alone would wait
+   * forever for a head sent a byte at a time).
+   */
+  private headDeadline?: NodeJS.Timeout;
   socket!: Socket;
   /** Bytes the last failed fill placed before the failure. */
   received = 0;
@@ -114,6 +163,7 @@ export class SocketBody {
         : connect({ host, port: Number(url.port || 80), onread });
       this.socket.setNoDelay(true);
       this.socket.setTimeout(this.timeoutMs, () => this.socket.destroy(new Error(`no data for ${this.timeoutMs / 1000} s`)));
+      this.socket.once('close', () => clearTimeout(this.headDeadline));
       this.socket.on('error', (err) => this.fail(err));
       this.socket.on('close', () => this.fail(new Error(this.onHead ? 'connection closed before a response' : 'connection closed early')));
       this.socket.on(https ? 'secureConnect' : 'connect', () => this.socket.write(head));
@@ -187,25 +237,48 @@ export class SocketBody {
   }
 
   private readHead(n: number, buf: Uint8Array): boolean {
+    this.headDeadline ??= setTimeout(
+      () => this.socket.destroy(new Error(`response head not complete ${this.timeoutMs / 1000} s after its first byte`)),
+      this.timeoutMs,
+    );
     this.headParts.push(Buffer.from(buf.subarray(0, n)));
+    // Counted over interim (1xx) heads too: a stream of them cannot go on forever.
     this.headLen += n;
-    const all = Buffer.concat(this.headParts);
-    const end = all.indexOf('\r\n\r\n');
-    if (end < 0) {
-      if (this.headLen > HEAD_MAX) this.socket.destroy(new Error(`response head larger than ${HEAD_MAX} bytes`));
-      return true;
-    }
-    this.headParts = [];
-    const parsed = parseResponseHead(all.subarray(0, end).toString('latin1'));
-    if (!parsed) {
-      this.socket.destroy(new Error('not an HTTP/1.x response'));
+    let all = Buffer.concat(this.headParts);
+    for (;;) {
+      const end = all.indexOf('\r\n\r\n');
+      if (end < 0) {
+        this.headParts = [all];
+        if (this.headLen > HEAD_MAX) this.socket.destroy(new Error(`response head larger than ${HEAD_MAX} bytes`));
+        return true;
+      }
+      let parsed: ReturnType<typeof parseResponseHead>;
+      try {
+        parsed = parseResponseHead(all.subarray(0, end).toString('latin1'));
+      } catch (err) {
+        this.socket.destroy(err as Error);
+        return false;
+      }
+      if (!parsed) {
+        this.socket.destroy(new Error('not an HTTP/1.x response'));
+        return false;
+      }
+      if (parsed.status === 101) {
+        // Nothing here asked to switch protocols (undici refuses it too).
+        this.socket.destroy(new Error('unexpected 101 Switching Protocols'));
+        return false;
+      }
+      all = all.subarray(end + 4);
+      // 100 Continue, 103 Early Hints, ...: interim heads without a body; the final one follows.
+      if (parsed.status < 200) continue;
+      this.headParts = [];
+      if (all.length > 0) this.pending = all;
+      clearTimeout(this.headDeadline);
+      this.socket.setTimeout(0);
+      this.onHead!(parsed);
+      // Paused until a caller asks for the body.
       return false;
     }
-    if (end + 4 < all.length) this.pending = all.subarray(end + 4);
-    this.socket.setTimeout(0);
-    this.onHead!(parsed);
-    // Paused until a caller asks for the body.
-    return false;
   }
 
   private fail(err: Error): void {
@@ -265,7 +338,8 @@ export class SocketBody {
  * GET `url` (http or https) over one socket. Resolves with the response when its body can be
  * streamed here (or it has no body worth reading: a status the caller will
  * refuse), or undefined when undici should handle it (redirects, chunked or
- * length-less bodies). Network errors reject.
+ * length-less bodies). Network errors reject, and so does a response head
+ * with ambiguous framing (ResponseFramingError); interim 1xx heads are skipped.
  */
 export async function socketGet(url: URL, headers: Record<string, string>, opts: SocketGetOptions): Promise<SocketResponse | undefined> {
   const request = requestHead(url, headers);

@@ -12,13 +12,18 @@ import { parseResponseHead, socketGet, type SocketResponse } from '../../src/io/
 type Script = (socket: Socket, request: string) => void;
 
 let server: Server | undefined;
+/** Server ends of connections: dropped after each test, so a client that left one open cannot hold up the next. */
+const accepted = new Set<Socket>();
 afterEach(async () => {
+  for (const s of accepted) s.destroy();
+  accepted.clear();
   await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
   server = undefined;
 });
 
 async function serve(script: Script, tls?: { cert: string; key: string }): Promise<string> {
   const onConnection = (socket: Socket) => {
+    accepted.add(socket);
     let req = '';
     socket.on('data', (d) => {
       req += d.toString('latin1');
@@ -74,7 +79,27 @@ describe('parseResponseHead', () => {
   it('refuses what is not an HTTP/1.x response head', () => {
     expect(parseResponseHead('SSH-2.0-OpenSSH_9.2')).toBeUndefined();
     expect(parseResponseHead('HTTP/2 200')).toBeUndefined();
-    expect(parseResponseHead('HTTP/1.1 200 OK\r\nno colon here')).toBeUndefined();
+    expect(() => parseResponseHead('HTTP/1.1 200 OK\r\nno colon here')).toThrow(/malformed response header/);
+    expect(() => parseResponseHead('HTTP/1.1 200 OK\r\nnocolon')).toThrow(/malformed response header/);
+  });
+
+  // Framing as undici's parser (llhttp) reads it; each case below is refused by
+  // undici 7 too (checked against a raw server), except the 1xx skipping.
+  it('refuses ambiguous or malformed framing instead of picking one reading', () => {
+    const h = (...lines: string[]) => ['HTTP/1.1 200 OK', ...lines].join('\r\n');
+    expect(() => parseResponseHead(h('Content-Length: 5', 'Content-Length: 6'))).toThrow(/conflicting Content-Length/);
+    expect(() => parseResponseHead(h('Content-Length: 5, 6'))).toThrow(/conflicting Content-Length/);
+    expect(() => parseResponseHead(h('Content-Length: 5', 'content-length: 5'))).toThrow(/repeated Content-Length/);
+    expect(() => parseResponseHead(h('Content-Length : 5'))).toThrow(/whitespace before the colon in response header 'Content-Length'/);
+    expect(() => parseResponseHead(h('X-A: a', ' b', 'Content-Length: 5'))).toThrow(/folded header line/);
+    expect(() => parseResponseHead(h('Content-Length: 5x'))).toThrow(/not a number/);
+    expect(() => parseResponseHead(h('Content-Length: +5'))).toThrow(/not a number/);
+    expect(() => parseResponseHead(h('Content-Length: '))).toThrow(/not a number/);
+    expect(() => parseResponseHead(h('Content-Length: 5', 'Transfer-Encoding: chunked'))).toThrow(/both Transfer-Encoding and Content-Length/);
+    expect(() => parseResponseHead(h('X-A: a\x01b'))).toThrow(/control character/);
+    expect(() => parseResponseHead(h(': x'))).toThrow(/malformed response header/);
+    // Optional whitespace (spaces, tabs) around a value is not part of it.
+    expect(parseResponseHead(h('Content-Length:\t5 '))?.headers['content-length']).toBe('5');
   });
 });
 
@@ -161,6 +186,50 @@ describe('socketGet (http)', () => {
   it('times out a server that sends nothing', async () => {
     const url = await serve(() => undefined);
     await expect(socketGet(new URL(url), {}, { timeoutMs: 200 })).rejects.toThrow(/no data for 0.2 s/);
+  });
+});
+
+describe('socketGet: strict framing', () => {
+  it('refuses conflicting Content-Length headers instead of trusting the first', async () => {
+    const url = await serve((socket) => socket.end(head('200 OK', { 'content-length': 5, 'Content-Length': 11 }) + 'hello world'));
+    await expect(get(url)).rejects.toThrow(/conflicting Content-Length/);
+  });
+
+  it('refuses whitespace before the colon of a header', async () => {
+    const url = await serve((socket) => socket.end('HTTP/1.1 200 OK\r\nContent-Length : 5\r\n\r\nhello'));
+    await expect(get(url)).rejects.toThrow(/whitespace before the colon/);
+  });
+
+  it('skips interim 1xx responses (in the same read or apart) and reads the final one', async () => {
+    let url = await serve((socket) =>
+      socket.end('HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n' + head('200 OK', { 'content-length': 5 }) + 'hello'),
+    );
+    let res = await get(url);
+    expect(res?.status).toBe(200);
+    expect((await readAll(res!, 64)).toString()).toBe('hello');
+    await new Promise<void>((resolve) => server!.close(() => resolve()));
+    url = await serve((socket) => {
+      socket.write('HTTP/1.1 100 Continue\r\n\r\n');
+      setTimeout(() => socket.end(head('200 OK', { 'content-length': 5 }) + 'hello'), 20);
+    });
+    res = await get(url);
+    expect(res?.status).toBe(200);
+    expect((await readAll(res!, 64)).toString()).toBe('hello');
+  });
+
+  it('refuses 101 Switching Protocols', async () => {
+    const url = await serve((socket) => socket.end('HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\nConnection: upgrade\r\n\r\nhello'));
+    await expect(get(url)).rejects.toThrow(/unexpected 101/);
+  });
+
+  it('gives up on a response head sent a byte at a time, which never goes idle long enough for the idle timeout', async () => {
+    const url = await serve((socket) => {
+      const line = Buffer.from(`HTTP/1.1 200 OK\r\nx-filler: ${'a'.repeat(60 * 1024)}`);
+      let at = 0;
+      const timer = setInterval(() => (at < line.length ? socket.write(line.subarray(at, ++at)) : undefined), 10);
+      socket.on('close', () => clearInterval(timer));
+    });
+    await expect(socketGet(new URL(url), {}, { timeoutMs: 300 })).rejects.toThrow(/response head not complete 0.3 s after its first byte/);
   });
 });
 
