@@ -2,13 +2,14 @@
 // act on without reading logs: which URL, which device, what was expected.
 // `diskTouched` says whether any byte reached the target device before the
 // failure (the caller reports it; the pipeline already wiped the head).
+// They are domain errors (src/base/errors.ts): src/commands/wire-errors.ts
+// maps them to IPA's ImageDownloadError, ImageChecksumError, InvalidImage
+// and ImageWriteError.
 
-export class ImageError extends Error {
+import { DomainError } from '../base/errors.ts';
+
+export class ImageError extends DomainError {
   diskTouched = false;
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = new.target.name;
-  }
 }
 
 /** Every URL failed (unreachable, HTTP error, retries exhausted, timeout). */
