@@ -159,7 +159,7 @@ export class Agent implements CommandHost {
         steps: () => ({ steps: this.registry.matrix() }),
         inventory: () => this.hardware.inventory(),
       },
-      { tls: this.tls },
+      { tls: this.tls, requestTimeoutMs: this.config.apiRequestTimeout * 1000 },
     );
     await this.server.listen({ host: this.config.listenHost, port: this.config.listenPort });
     log.info({ listen: `${this.config.listenHost}:${this.config.listenPort}`, callbackUrl: this.callbackUrl, tls: useTls, version: AGENT_VERSION }, 'API listening');

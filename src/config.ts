@@ -40,6 +40,7 @@ const PARAMS = [
   { name: 'standalone', kind: 'bool', default: false, help: 'serve the API without looking up a node or heartbeating; commands then need no agent token unless one is given (lab use only)' },
   { name: 'listen-host', kind: 'string', default: '::', help: 'address the API listens on' },
   { name: 'listen-port', kind: 'int', default: 9999, help: 'port the API listens on' },
+  { name: 'api-request-timeout', kind: 'int', default: 120, help: 'seconds a client has to send a whole request (headers and body) to the API; a slower one gets 408 and is disconnected' },
   { name: 'listen-tls', kind: 'bool', default: false, help: 'serve HTTPS with --certfile/--keyfile' },
   { name: 'enable-auto-tls', kind: 'bool', default: true, help: 'generate a self-signed certificate and serve HTTPS (sent to Ironic as agent_verify_ca)' },
   { name: 'certfile', kind: 'string', help: 'TLS certificate (PEM) for the API' },

@@ -10,8 +10,10 @@ const REASONS: Record<number, string> = {
   401: 'Unauthorized',
   404: 'Not Found',
   405: 'Method Not Allowed',
+  408: 'Request Timeout',
   409: 'Conflict',
   413: 'Request Entity Too Large',
+  431: 'Request Header Fields Too Large',
   500: 'Internal Server Error',
 };
 

@@ -1,6 +1,9 @@
+import { STATUS_CODES, type IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { Type, type Static } from '@sinclair/typebox';
 import { log } from '../log.ts';
+import { MAX_CONFIG_DRIVE_BYTES } from '../system/configdrive.ts';
 import { CommandEngine, CommandRejected, type Rejection } from '../commands/engine.ts';
 import { HttpFault } from './faults.ts';
 import type { TokenKeeper } from './token.ts';
@@ -23,7 +26,44 @@ export interface ApiOptions {
   tls?: TlsMaterial;
   /** Largest request body; configdrives ride inside deploy step params. */
   bodyLimit?: number;
+  /** A client must send a whole request (headers and body) within this (ipa-api-request-timeout). */
+  requestTimeoutMs?: number;
 }
+
+// Sizes and deadlines, from what Ironic sends (ironic/drivers/modules/agent.py,
+// agent_client.py, 21.4 to 2025.1).
+//
+// The biggest body is deploy.execute_deploy_step for write_image: Ironic puts
+// the config drive, base64(gzip(ISO)), inline into it TWICE (image_info and the
+// step's args; a FIXME there says so), and nothing on Ironic's side bounds its
+// size; the agent refuses a decoded ISO over 64 MiB (IPA's limit). The worst
+// such ISO does not compress: zlib's deflateBound, then base64's 4/3, twice,
+// plus 1 MiB for the rest (node and ports come masked; image_info is URLs and
+// checksums): about 172 MiB. Bodies are read only for POST /v1/commands/ and
+// only once its agent token checked out, so the limit is a budget for Ironic,
+// not for whoever can reach the port.
+const deflateBound = (n: number) => n + (n >> 12) + (n >> 14) + (n >> 25) + 7 + 18; // + gzip header/trailer
+const base64Length = (n: number) => 4 * Math.ceil(n / 3);
+export const DEFAULT_BODY_LIMIT = 2 * base64Length(deflateBound(MAX_CONFIG_DRIVE_BYTES)) + 1024 * 1024;
+
+// Deadlines, each for a phase where the client is the one who must send:
+// - the whole request (headers and body): 120 s. The biggest body above takes
+//   ~15 s over 100 Mbit/s, so this leaves a ~12 Mbit/s link room; a body
+//   dribbled a byte at a time is cut off with 408. Configurable
+//   (ipa-api-request-timeout).
+// - the headers: 30 s (Ironic sends them at once; Node's default is 60 s).
+// - an idle keep-alive connection: 60 s, longer than Ironic's pauses between
+//   requests to one agent, so its connection pool reuses connections.
+// No socket inactivity timeout: the response phase may be long and silent
+// (POST ?wait=true answers when the command ends, and Ironic waits up to its
+// [agent]command_timeout), and it is the agent that owes bytes then.
+export const DEFAULT_REQUEST_TIMEOUT_MS = 120_000;
+const HEADERS_TIMEOUT_MS = 30_000;
+const KEEP_ALIVE_TIMEOUT_MS = 60_000;
+/** The most body a refused command's connection reads only to drop it (Ironic's are KiBs). */
+const DRAIN_LIMIT = 1024 * 1024;
+/** How long a refused, unread upload may linger so its sender can read the 401. */
+const LINGER_MS = 2000;
 
 const MEDIA_TYPE = 'application/vnd.openstack.ironic-python-agent.v1+json';
 const DOCS_URL = 'https://docs.openstack.org/ironic-python-agent';
@@ -69,17 +109,29 @@ const isTrue = (v: string | undefined) => v?.toLowerCase() === 'true';
 const PREFIXES = ['/v1', ''];
 
 export function buildApi(deps: ApiDeps, opts: ApiOptions = {}): FastifyInstance {
-  const bodyLimit = opts.bodyLimit ?? 128 * 1024 * 1024;
+  const bodyLimit = opts.bodyLimit ?? DEFAULT_BODY_LIMIT;
+  const requestTimeout = opts.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
+  if (!(requestTimeout > 0)) throw new Error(`API request timeout must be positive, not ${requestTimeout} ms`);
+  // Node checks the deadlines every connectionsCheckingInterval (30 s by default).
+  const nodeServerOptions = {
+    headersTimeout: Math.min(HEADERS_TIMEOUT_MS, requestTimeout),
+    connectionsCheckingInterval: Math.min(1000, Math.ceil(requestTimeout / 2)),
+  };
   const app = Fastify({
     logger: false,
     bodyLimit,
-    ...(opts.tls ? { https: { cert: opts.tls.cert, key: opts.tls.key, ...TLS_SERVER_OPTIONS } } : {}),
+    requestTimeout,
+    keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS,
+    clientErrorHandler: answerClientError,
+    ...(opts.tls
+      ? { https: { cert: opts.tls.cert, key: opts.tls.key, ...TLS_SERVER_OPTIONS, ...nodeServerOptions } }
+      : { http: nodeServerOptions }),
   }) as unknown as FastifyInstance;
 
-  // IPA ignores the request's Content-Type and parses every body as JSON: take
-  // the raw text here and parse it in the handler, where errors become faults.
+  // No route but POST /commands reads a body: here (404/405 answers
+  // included) a body is left unread, and Node discards it as it arrives.
   app.removeAllContentTypeParsers();
-  app.addContentTypeParser('*', { parseAs: 'string', bodyLimit }, (_req, body, done) => done(null, body));
+  app.addContentTypeParser('*', (_req, _payload, done) => done(null, undefined));
 
   // One debug line per request: who polls what, and whether a token came with
   // it (which conductor release is talking shows here; the token never does).
@@ -136,6 +188,13 @@ export function buildApi(deps: ApiDeps, opts: ApiOptions = {}): FastifyInstance 
   const readGuard = (req: FastifyRequest<{ Querystring: CommandQuery }>) => {
     if (!deps.tokens.allowsRead(req.query.agent_token)) throw HttpFault.http(401, 'Token invalid.');
   };
+  // The inventory (serials, MACs, BMC addresses) is nobody else's business
+  // once the agent holds a token: then it needs that token, as a command does.
+  const inventoryGuard = (req: FastifyRequest<{ Querystring: CommandQuery }>) => {
+    if (deps.tokens.value !== undefined && !deps.tokens.allowsCommand(req.query.agent_token)) {
+      throw HttpFault.http(401, 'Token invalid.');
+    }
+  };
 
   for (const prefix of PREFIXES) {
     app.get(`${prefix}/status`, async () => deps.status());
@@ -144,7 +203,10 @@ export function buildApi(deps: ApiDeps, opts: ApiOptions = {}): FastifyInstance 
     app.get(`${prefix}/steps`, async () => deps.steps());
     route('GET', `${prefix}/steps`);
 
-    app.get(`${prefix}/inventory`, async () => deps.inventory());
+    app.get<{ Querystring: CommandQuery }>(`${prefix}/inventory`, { schema: { querystring: CommandQuery } }, async (req) => {
+      inventoryGuard(req);
+      return deps.inventory();
+    });
     route('GET', `${prefix}/inventory`);
 
     app.get(`${prefix}/commands`, async (_req, reply) => reply.redirect(`${prefix}/commands/`, 308));
@@ -167,27 +229,88 @@ export function buildApi(deps: ApiDeps, opts: ApiOptions = {}): FastifyInstance 
       },
     );
     route('GET', `${prefix}/commands/:id`);
-
-    app.post<{ Querystring: CommandQuery }>(
-      `${prefix}/commands/`,
-      { schema: { querystring: CommandQuery } },
-      async (req: FastifyRequest<{ Querystring: CommandQuery }>, reply: FastifyReply) => {
-        const { name, params } = parseCommandBody(req.body);
-        if (!deps.tokens.allowsCommand(req.query.agent_token)) throw HttpFault.http(401, 'Token invalid.');
-        let result;
-        try {
-          result = await deps.engine.execute(name, params);
-        } catch (err) {
-          if (err instanceof CommandRejected) throw rejectionFault(err.rejection);
-          throw err;
-        }
-        if (isTrue(req.query.wait)) result = (await deps.engine.wait(result.id)) ?? result;
-        return reply.code(200).send(result);
-      },
-    );
-    route('POST', `${prefix}/commands/`);
   }
+
+  // POST /commands, the one route that reads a body, in a scope of its own:
+  // the token is checked as the request arrives, before a byte of the body is
+  // buffered (a 401 leaves it unread and Node discards it), then the body is
+  // taken as raw text up to bodyLimit. IPA ignores the Content-Type and parses
+  // every body as JSON; the handler does, where errors become faults.
+  app.register(async (commands) => {
+    commands.removeAllContentTypeParsers();
+    commands.addContentTypeParser('*', { parseAs: 'string', bodyLimit }, (_req, body, done) => done(null, body));
+    commands.addHook('onRequest', async (req, reply) => {
+      if (deps.tokens.allowsCommand((req.query as CommandQuery).agent_token)) return;
+      const fault = HttpFault.http(401, 'Token invalid.');
+      // Node reads an unanswered body only to drop it, a fresh buffer per
+      // read: fine for a conductor's small body sent with a stale token, but a
+      // flood would churn the agent's memory as fast as it arrives.
+      const length = Number(req.headers['content-length'] ?? (req.headers['transfer-encoding'] ? Infinity : 0));
+      if (length <= DRAIN_LIMIT) return reply.code(401).send(fault.body);
+      reply.hijack();
+      refuseAndClose(req.raw, fault);
+      log.debug({ method: req.method, path: req.url.split('?')[0], status: 401, bytes: length }, 'api request refused before its body');
+    });
+    for (const prefix of PREFIXES) {
+      commands.post<{ Querystring: CommandQuery }>(
+        `${prefix}/commands/`,
+        { schema: { querystring: CommandQuery } },
+        async (req: FastifyRequest<{ Querystring: CommandQuery }>, reply: FastifyReply) => {
+          const { name, params } = parseCommandBody(req.body);
+          let result;
+          try {
+            result = await deps.engine.execute(name, params);
+          } catch (err) {
+            if (err instanceof CommandRejected) throw rejectionFault(err.rejection);
+            throw err;
+          }
+          if (isTrue(req.query.wait)) result = (await deps.engine.wait(result.id)) ?? result;
+          return reply.code(200).send(result);
+        },
+      );
+      route('POST', `${prefix}/commands/`);
+    }
+  });
   return app;
+}
+
+/**
+ * Answers a request whose body will not be read, then closes. The answer and
+ * a FIN go out at once; the body is not read (the request stream is left
+ * paused, so Node stops reading the socket and the sender's window fills), and
+ * after LINGER_MS the connection is dropped. Dropping it at once would reset
+ * the connection under a client still sending, which then loses the answer.
+ */
+function refuseAndClose(raw: IncomingMessage, fault: HttpFault): void {
+  const socket = raw.socket;
+  const body = JSON.stringify(fault.body);
+  raw.on('error', () => undefined);
+  const linger = setTimeout(() => socket.destroy(), LINGER_MS);
+  socket.once('close', () => clearTimeout(linger));
+  socket.end(
+    `HTTP/1.1 ${fault.statusCode} ${STATUS_CODES[fault.statusCode]}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+  );
+}
+
+/**
+ * Errors Node raises before a request reaches a route (the deadlines above,
+ * malformed or oversized headers), answered in IPA's error body, then closed.
+ */
+function answerClientError(err: Error & { code?: string }, socket: Socket): void {
+  if (err.code === 'ECONNRESET' || socket.destroyed) return;
+  const [status, detail] =
+    err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+      ? [408, 'the request was not received in time.']
+      : err.code === 'HPE_HEADER_OVERFLOW'
+        ? [431, 'request headers too large.']
+        : [400, 'the request could not be parsed.'];
+  const body = JSON.stringify(HttpFault.http(status, detail).body);
+  if (socket.writable) {
+    socket.write(
+      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    );
+  }
+  socket.destroy();
 }
 
 function parseCommandBody(raw: unknown): { name: string; params: Record<string, any> } {

@@ -3,6 +3,7 @@ import { EventEmitter } from 'node:events';
 import { Value } from '@sinclair/typebox/value';
 import type { TSchema } from '@sinclair/typebox';
 import { log } from '../log.ts';
+import { redactText } from '../redact.ts';
 import { AgentError, InvalidCommandParamsError, toWireError, type WireError } from './wire-errors.ts';
 
 // The command engine: `extension.command` registry, one command at a time,
@@ -162,7 +163,7 @@ export class CommandEngine extends EventEmitter<{ finished: [result: CommandResu
       }
     } catch (err) {
       result.command_status = 'FAILED';
-      result.command_error = toWireError(err, spec.failureClass);
+      result.command_error = redactWireError(toWireError(err, spec.failureClass));
       if (result.command_error.type === InvalidCommandParamsError.name) log.warn({ command: fullName, err: result.command_error.details }, 'invalid parameters');
       log.error({ command: fullName, id: result.id, error: result.command_error }, 'command failed');
     } finally {
@@ -173,4 +174,9 @@ export class CommandEngine extends EventEmitter<{ finished: [result: CommandResu
     this.emit('finished', result, spec.async);
     return result;
   }
+}
+
+/** Command results can be read without the agent token (Ironic 21.4): no secret a message quoted goes out. */
+function redactWireError(e: WireError): WireError {
+  return { ...e, message: redactText(e.message), details: redactText(e.details) };
 }

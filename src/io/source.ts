@@ -3,6 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { open, type FileHandle } from 'node:fs/promises';
 import { Agent, ProxyAgent, interceptors, request, type Dispatcher } from 'undici';
 import { log } from '../log.ts';
+import { redactUrl } from '../redact.ts';
 import { ImageDownloadError } from './errors.ts';
 import { socketGet } from './socket-http.ts';
 import { proxyFor, type ProxySettings } from './proxy.ts';
@@ -169,15 +170,7 @@ function describe(err: unknown): string {
   return cause instanceof Error && !msg.includes(cause.message) ? `${msg}: ${cause.message}` : msg;
 }
 
-function redact(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = '***';
-    return u.toString();
-  } catch {
-    return url;
-  }
-}
+const redact = (url: string): string => redactUrl(url);
 
 function authHeader(url: URL, opts: SourceOptions): Record<string, string> {
   const basic = (user: string, pass: string) => ({ authorization: `Basic ${Buffer.from(`${user}:${pass}`).toString('base64')}` });

@@ -3,6 +3,7 @@ import { mkdtemp, open, rm, statfs } from 'node:fs/promises';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { log } from '../log.ts';
+import { redactUrl } from '../redact.ts';
 import type { Guard } from '../system/safety.ts';
 import { BlockSink, wipeEnds, type Progress } from './block-sink.ts';
 import {
@@ -237,7 +238,7 @@ class Job {
   ): Promise<number> {
     const { req } = this;
     if (!compression && this.src.size !== undefined && this.src.size > req.deviceSize) {
-      throw new ImageTooLargeError(this.src.size, req.deviceSize, `${this.src.url} is larger than ${req.device}`);
+      throw new ImageTooLargeError(this.src.size, req.deviceSize, `${redactUrl(this.src.url)} is larger than ${req.device}`);
     }
     const sink = await BlockSink.open({
       path: req.device,

@@ -6,6 +6,7 @@ import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import { log } from '../log.ts';
+import { redactText, redactUrl } from '../redact.ts';
 import type { Guard } from './safety.ts';
 import { appendPartitionAtEnd } from './partitions/append.ts';
 import { probePartitionFilesystem } from './partitions/probe.ts';
@@ -42,27 +43,44 @@ const isUrl = (v: string) => /^https?:\/\//i.test(v.trim());
 const isGzip = (b: Buffer) => b.length >= 2 && b[0] === 0x1f && b[1] === 0x8b;
 const looksBase64 = (b: Buffer) => /^[A-Za-z0-9+/=\s_-]*$/.test(b.subarray(0, 4096).toString('latin1'));
 
+/**
+ * Fetches a config drive. Messages name the URL redacted (no userinfo, no
+ * signed query: Ironic hands out Swift temp URLs) and never quote the body,
+ * which an object store may fill with the request it refused, signature and
+ * all: command errors can be read without the agent token on Ironic 21.4.
+ * Credentials in the URL are sent as basic auth, as IPA's requests does.
+ */
 async function download(url: string, timeoutMs: number): Promise<Buffer> {
+  const shown = redactUrl(url);
   let res: Response;
   try {
-    res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
+    const target = new URL(url);
+    const headers: Record<string, string> = {};
+    if (target.username || target.password) {
+      const user = decodeURIComponent(target.username);
+      const pass = decodeURIComponent(target.password);
+      headers.authorization = `Basic ${Buffer.from(`${user}:${pass}`).toString('base64')}`;
+      target.username = '';
+      target.password = '';
+    }
+    res = await fetch(target, { headers, signal: AbortSignal.timeout(timeoutMs) });
   } catch (err) {
-    throw new ConfigDriveError(`cannot download the config drive from ${url}: ${(err as Error).message}`);
+    throw new ConfigDriveError(`cannot download the config drive from ${shown}: ${redactText((err as Error).message)}`);
   }
   if (!res.ok) {
-    const body = (await res.text().catch(() => '')).slice(0, 200);
-    throw new ConfigDriveError(`cannot download the config drive from ${url}: HTTP ${res.status} ${body}`);
+    await res.body?.cancel().catch(() => undefined);
+    throw new ConfigDriveError(`cannot download the config drive from ${shown}: HTTP ${res.status} ${res.statusText}`.trimEnd());
   }
   const declared = Number(res.headers.get('content-length') ?? 0);
   if (declared > MAX_DOWNLOAD_BYTES) {
     await res.body?.cancel();
-    throw new ConfigDriveError(`config drive at ${url} is too large (${declared} bytes)`);
+    throw new ConfigDriveError(`config drive at ${shown} is too large (${declared} bytes)`);
   }
   const chunks: Buffer[] = [];
   let total = 0;
   for await (const chunk of res.body ?? []) {
     total += chunk.length;
-    if (total > MAX_DOWNLOAD_BYTES) throw new ConfigDriveError(`config drive at ${url} is larger than ${MAX_DOWNLOAD_BYTES} bytes`);
+    if (total > MAX_DOWNLOAD_BYTES) throw new ConfigDriveError(`config drive at ${shown} is larger than ${MAX_DOWNLOAD_BYTES} bytes`);
     chunks.push(Buffer.from(chunk));
   }
   return Buffer.concat(chunks);

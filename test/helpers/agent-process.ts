@@ -10,6 +10,8 @@ import { freePort } from './ironic.ts';
 const ROOT = resolve(import.meta.dirname, '../..');
 
 export interface AgentProcess {
+  /** The launcher's pid: tsx, which runs the agent in a node child process. */
+  pid: number;
   port: number;
   url: string;
   output(): string;
@@ -58,6 +60,7 @@ export async function startAgent(opts: AgentProcessOptions): Promise<AgentProces
     out += d.toString();
   });
   const proc: AgentProcess = {
+    pid: child.pid!,
     port,
     url: `${opts.tls === false ? 'http' : 'https'}://127.0.0.1:${port}`,
     output: () => out,

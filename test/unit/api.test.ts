@@ -82,9 +82,10 @@ describe('IPA v1 API', () => {
     expect(engine.list()).toEqual([]);
   });
 
-  it('answers 400 for malformed bodies, in IPA\'s order (JSON before token)', async () => {
+  it('answers 400 for malformed bodies (the token first: without it, 401 before the body is read)', async () => {
     for (const body of ['{nope', '', '[]', '"x"', '{"name":"clean.get_clean_steps"}', '{"name":1,"params":{}}', '{"name":"a.b","params":[]}']) {
-      const res = await post(body, '');
+      expect((await post(body, '')).statusCode, body).toBe(401);
+      const res = await post(body);
       expect(res.statusCode, body).toBe(400);
       expect(res.json().faultcode).toBe('Client');
       expect(res.json().faultstring).toMatch(/^400 Bad Request: /);
@@ -158,7 +159,7 @@ describe('IPA v1 API', () => {
 
   it('limits the body size with a fault, not a crash', async () => {
     const small = buildApi({ engine, tokens, status: () => ({ started_at: 1, version: 'v' }), steps: () => [], inventory: async () => ({}) }, { bodyLimit: 100 });
-    const res = await small.inject({ method: 'POST', url: '/v1/commands/', payload: JSON.stringify({ name: 'clean.get_clean_steps', params: { x: 'y'.repeat(500) } }) });
+    const res = await small.inject({ method: 'POST', url: '/v1/commands/?agent_token=s3cret-0123456789abcdef0123456789abcdef', payload: JSON.stringify({ name: 'clean.get_clean_steps', params: { x: 'y'.repeat(500) } }) });
     expect(res.statusCode).toBe(413);
     expect(res.json().faultstring).toMatch(/^413 /);
     await small.close();
