@@ -56,6 +56,7 @@ const PARAMS = [
   { name: 'collect-lldp', kind: 'bool', default: false, help: 'collect LLDP in the inventory' },
   { name: 'image-download-connection-timeout', kind: 'int', default: 60, help: 'seconds to wait for image server connections/reads' },
   { name: 'image-download-connection-retries', kind: 'int', default: 9, help: 'retries of a dropped image download (resumed with Range)' },
+  { name: 'image-file-dirs', kind: 'list', default: [], help: 'directories file:// image and checksum URLs may point into, after symlinks are resolved (comma separated; none: file:// refused)' },
   { name: 'image-download-connection-retry-interval', kind: 'int', default: 10, help: 'seconds between image download retries' },
   { name: 'disk-wait-attempts', kind: 'int', default: 10, help: 'attempts to wait for disks to appear' },
   { name: 'disk-wait-delay', kind: 'int', default: 3, help: 'seconds between disk wait attempts' },

@@ -71,6 +71,8 @@ export interface StepOptions {
   insecure?: boolean;
   /** ipa-cafile's contents: image servers are verified with these CAs (as IPA). */
   ca?: string;
+  /** ipa-image-file-dirs: where file:// image and checksum URLs may point (none: file:// refused). */
+  imageFileDirs?: readonly string[];
 }
 
 export interface StepDescriptor {

@@ -57,24 +57,33 @@ export function checksumFromImageInfo(info: {
   return undefined;
 }
 
+/** A hex digest of one of the lengths an md5, sha256 or sha512 has. */
+const HEX_DIGEST = /^(?:[0-9a-fA-F]{32}|[0-9a-fA-F]{64}|[0-9a-fA-F]{128})$/;
+
 /**
  * Pick the digest for `imageUrl` out of a checksums file: either a single bare
  * digest, or `DIGEST  NAME` / `DIGEST *NAME` lines (sha256sum style) matched on
  * the image URL's file name. BSD-style `SHA256 (NAME) = DIGEST` lines too.
+ * Only a well-formed digest comes back, and errors never quote the file: its
+ * text is not ours to echo (it may be any file a URL can name).
  */
 export function pickChecksumLine(text: string, imageUrl: string): string {
+  const digest = (value: string) => {
+    if (!HEX_DIGEST.test(value)) throw new ImageDownloadError('checksum file holds no md5, sha256 or sha512 hex digest for the image');
+    return value;
+  };
   const lines = text.split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
   if (lines.length === 0) throw new ImageDownloadError('checksum file is empty');
-  if (lines.length === 1 && !/\s/.test(lines[0]!)) return lines[0]!;
+  if (lines.length === 1 && !/\s/.test(lines[0]!)) return digest(lines[0]!);
   const wanted = basename(new URL(imageUrl).pathname);
   for (const line of lines) {
     const bsd = /^\w+\s*\((.+)\)\s*=\s*([0-9a-fA-F]+)$/.exec(line);
     if (bsd) {
-      if (basename(bsd[1]!) === wanted) return bsd[2]!;
+      if (basename(bsd[1]!) === wanted) return digest(bsd[2]!);
       continue;
     }
     const m = /^([0-9a-fA-F]+)\s+\*?(.+)$/.exec(line);
-    if (m && basename(m[2]!.trim()) === wanted) return m[1]!;
+    if (m && basename(m[2]!.trim()) === wanted) return digest(m[1]!);
   }
   throw new ImageDownloadError(`checksum file does not list '${wanted}'`);
 }

@@ -15,6 +15,8 @@ export interface DownloadOptions {
   insecure?: boolean;
   /** ipa-cafile's contents (PEM): the CAs image servers are verified with, as IPA does. */
   ca?: string;
+  /** ipa-image-file-dirs: the directories file:// image and checksum URLs may point into (none: file:// refused). */
+  imageFileDirs?: readonly string[];
 }
 
 /** image_request_authorization: Ironic sends the header value base64-encoded (agent.py write_image). */
@@ -63,5 +65,6 @@ export function requestFromImageInfo(
     timeoutSec: options.imageDownloadTimeoutSec,
     insecure: options.insecure,
     ca: options.ca,
+    fileDirs: options.imageFileDirs,
   };
 }

@@ -15,7 +15,8 @@ import { ImageFormatError, ImageWriteError } from './errors.ts';
 // usual case: disks are much larger than images). qemu-img then reads the
 // staging range [offset, offset+len) and writes [0, virtualSize): disjoint, so
 // conversion cannot overwrite its own input. If the disk is too small, stage to
-// a file in stagingDir instead (bounded by that filesystem's free space).
+// a file in stagingDir instead, only when that filesystem has room for it
+// (write-image.ts checks its free space first and caps the file at it).
 
 export interface StagedImage {
   /** Device or file holding the staged image. */

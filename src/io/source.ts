@@ -1,6 +1,8 @@
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { open, type FileHandle } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { open, readlink, realpath, type FileHandle } from 'node:fs/promises';
+import { isAbsolute, relative, resolve } from 'node:path';
 import { Agent, ProxyAgent, interceptors, request, type Dispatcher } from 'undici';
 import { log } from '../log.ts';
 import { redactUrl } from '../redact.ts';
@@ -40,6 +42,12 @@ export interface SourceOptions extends ProxySettings {
   signal?: AbortSignal;
   /** Size of chunks before a buffer pool is given (bytes). */
   readChunkBytes?: number;
+  /**
+   * Directories file:// URLs may point into (ipa-image-file-dirs); empty or
+   * absent: file:// is refused. Anything else would let whoever names the URL
+   * copy any local file (keys, the agent token) onto the disk or into an error.
+   */
+  fileDirs?: readonly string[];
 }
 
 /** Buffers the consumer lends for chunks (the block sink's write buffers). */
@@ -382,22 +390,64 @@ class HttpDownload {
   }
 }
 
-/** A local file (file:// URL) read with positional reads straight into the chunk buffers. */
-async function openFile(url: string, opts: SourceOptions): Promise<ImageSource> {
-  const path = fileURLToPath(url);
-  let fh: FileHandle;
-  let size: number;
+/** Whether absolute, normalised `path` is `dir` or lies inside it. */
+function isInside(path: string, dir: string): boolean {
+  const rel = relative(dir, path);
+  return rel === '' || (rel !== '..' && !rel.startsWith('../') && !isAbsolute(rel));
+}
+
+/**
+ * The real path of a file:// URL's file, when it lies under one of the allowed
+ * directories both as written and once symlinks are resolved (so a link inside
+ * an allowed directory cannot point out of it), with those directories' real
+ * paths. A path outside is refused before it is looked up, so the answer does
+ * not tell whether it exists.
+ */
+async function allowedFilePath(url: string, dirs: readonly string[]): Promise<{ path: string; roots: string[] }> {
+  const refused = () =>
+    new ImageDownloadError(
+      dirs.length === 0
+        ? `file:// image ${url} refused: no directory is allowed for file:// images (set ipa-image-file-dirs)`
+        : `file:// image ${url} refused: it is not under the allowed directories (ipa-image-file-dirs: ${dirs.join(',')})`,
+    );
+  let path: string;
   try {
-    fh = await open(path, 'r');
-    const st = await fh.stat();
-    if (!st.isFile()) {
-      await fh.close();
-      throw new Error('not a regular file');
-    }
-    size = st.size;
+    path = resolve(fileURLToPath(url));
   } catch (err) {
     throw new ImageDownloadError(`cannot read image ${url}: ${describe(err)}`);
   }
+  const given = dirs.filter((d) => isAbsolute(d)).map((d) => resolve(d));
+  const real = (await Promise.all(given.map((d) => realpath(d).catch(() => undefined)))).filter((d) => d !== undefined);
+  if (!given.some((d) => isInside(path, d)) && !real.some((d) => isInside(path, d))) throw refused();
+  let resolved: string;
+  try {
+    resolved = await realpath(path);
+  } catch (err) {
+    throw new ImageDownloadError(`cannot read image ${url}: ${describe(err)}`);
+  }
+  if (!real.some((d) => isInside(resolved, d))) throw refused();
+  return { path: resolved, roots: real };
+}
+
+/** A local file (file:// URL) read with positional reads straight into the chunk buffers. */
+async function openFile(url: string, opts: SourceOptions): Promise<ImageSource> {
+  const { path, roots } = await allowedFilePath(url, opts.fileDirs ?? []);
+  let fh: FileHandle | undefined;
+  let size: number;
+  try {
+    // O_NOFOLLOW and the check below: a directory swapped for a symlink after
+    // the check above still cannot lead out. O_NONBLOCK: a FIFO does not hang the open.
+    fh = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+    const opened = await readlink(`/proc/self/fd/${fh.fd}`);
+    if (!roots.some((d) => isInside(opened, d))) throw new Error('it moved out of the allowed directories while being opened');
+    const st = await fh.stat();
+    if (!st.isFile()) throw new Error('not a regular file');
+    size = st.size;
+  } catch (err) {
+    await fh?.close().catch(() => undefined);
+    throw new ImageDownloadError(`cannot read image ${url}: ${describe(err)}`);
+  }
+  const file = fh;
   const buffers = new ChunkBuffers(opts.readChunkBytes ?? READ_CHUNK);
   async function* chunks(): AsyncGenerator<Buffer> {
     let offset = 0;
@@ -406,7 +456,7 @@ async function openFile(url: string, opts: SourceOptions): Promise<ImageSource> 
       const { buf, end } = await buffers.next(offset);
       let at = 0;
       while (at < end && offset < size) {
-        const { bytesRead } = await fh.read(buf, at, Math.min(end - at, size - offset), offset);
+        const { bytesRead } = await file.read(buf, at, Math.min(end - at, size - offset), offset);
         if (bytesRead === 0) throw new ImageDownloadError(`${url} shrank while being read (at ${offset} of ${size} bytes)`);
         at += bytesRead;
         offset += bytesRead;
@@ -420,7 +470,7 @@ async function openFile(url: string, opts: SourceOptions): Promise<ImageSource> 
     chunks: chunks(),
     useBuffers: (pool) => (buffers.pool = pool),
     close: async () => {
-      await fh.close().catch(() => undefined);
+      await file.close().catch(() => undefined);
     },
   };
 }

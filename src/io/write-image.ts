@@ -14,7 +14,7 @@ import {
   type HashAlgo,
 } from './checksum.ts';
 import { decompressor } from './decompress.ts';
-import { ImageDownloadError, ImageError, ImageFormatError, ImageTooLargeError } from './errors.ts';
+import { ImageDownloadError, ImageError, ImageFormatError, ImageTooLargeError, ImageWriteError } from './errors.ts';
 import {
   decideFormat,
   inspectHead,
@@ -97,6 +97,7 @@ function sourceOptions(req: WriteImageRequest): SourceOptions {
     authorization: req.authorization,
     signal: req.signal,
     readChunkBytes: req.tuning?.readChunkBytes,
+    fileDirs: req.fileDirs,
   };
 }
 
@@ -280,18 +281,15 @@ class Job {
     const roomOnDevice = req.deviceSize - stageOffset;
     let staged: StagedImage;
     let onDevice: boolean;
+    /** What the staging file may grow to: the free space checked, less the reserve. */
+    let stagingRoom = 0;
     if (knownLen !== undefined ? alignUp(knownLen, 512) <= roomOnDevice : roomOnDevice >= 64 * MiB) {
       onDevice = true;
       staged = { path: req.device, offset: stageOffset, length: 0, format: 'qcow2' };
     } else {
       onDevice = false;
       const dir = req.stagingDir ?? tmpdir();
-      if (knownLen !== undefined) {
-        const fs = await statfs(dir);
-        if (knownLen + 64 * MiB > fs.bavail * fs.bsize) {
-          throw new ImageTooLargeError(knownLen, req.deviceSize, `no room to stage the image on ${req.device} or in ${dir}`);
-        }
-      }
+      stagingRoom = await roomToStage(dir, knownLen, vsize, req.device);
       this.stagingFileDir = await mkdtemp(join(dir, 'metal-agent-stage-'));
       staged = { path: join(this.stagingFileDir, 'image.qcow2'), offset: 0, length: 0, format: 'qcow2' };
     }
@@ -300,7 +298,7 @@ class Job {
       path: staged.path,
       offset: staged.offset,
       createFile: !onDevice,
-      maxBytes: onDevice ? roomOnDevice : Number.MAX_SAFE_INTEGER,
+      maxBytes: onDevice ? roomOnDevice : stagingRoom,
       totalBytes: knownLen,
       onProgress: this.progress('download'),
       writeBytes: req.tuning?.writeBytes,
@@ -372,6 +370,31 @@ class Job {
       );
     }
   }
+}
+
+/** Left free on a staging filesystem (in a ramdisk, /tmp is RAM the agent and the kernel still need). */
+const STAGING_RESERVE = 64 * MiB;
+
+/**
+ * How many bytes a staging file in `dir` may take; refuses, before any of it
+ * is written, when the qcow2 will not fit. Its size is the served length when
+ * known (uncompressed, with Content-Length); otherwise (compressed, or no
+ * length given) the virtual size from its header stands for it: a qcow2 file
+ * holds at most that much data, plus tables the reserve covers.
+ */
+async function roomToStage(dir: string, knownLen: number | undefined, vsize: number, device: string): Promise<number> {
+  const fs = await statfs(dir);
+  const room = fs.bavail * fs.bsize - STAGING_RESERVE;
+  const needed = knownLen ?? vsize;
+  if (needed > room) {
+    const mib = (n: number) => `${Math.ceil(n / MiB)} MiB`;
+    throw new ImageWriteError(
+      `no room to stage the qcow2 image for conversion: ${device} has no room beside it, and ${dir} has ` +
+        `${mib(Math.max(room, 0))} free (keeping ${mib(STAGING_RESERVE)} in reserve) for ` +
+        `${knownLen !== undefined ? `its ${mib(knownLen)}` : `up to ${mib(vsize)} (its virtual size; the file's size is not known before the download)`}`,
+    );
+  }
+  return room;
 }
 
 async function flushDevice(device: string): Promise<void> {

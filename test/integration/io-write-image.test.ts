@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,6 +13,7 @@ import {
   ImageDownloadError,
   ImageFormatError,
   ImageTooLargeError,
+  ImageWriteError,
   requestFromImageInfo,
   writeImage,
   type WriteImageRequest,
@@ -86,6 +87,8 @@ function request(over: Partial<WriteImageRequest>): WriteImageRequest {
     retries: 3,
     retryIntervalSec: 0.05,
     timeoutSec: 10,
+    // ipa-image-file-dirs: file:// images are read from the test's work dir only.
+    fileDirs: [work],
     ...over,
   };
 }
@@ -279,6 +282,30 @@ describe('raw images', () => {
     expect(res.imageSize).toBe(image.length);
     expect((await readDevice(dev, image.length)).equals(image)).toBe(true);
   });
+
+  it('refuses a file:// URL outside ipa-image-file-dirs (none by default): nothing of the file reaches the disk or the error', async () => {
+    const outside = mkdtempSync(join(tmpdir(), 'io-write-image-outside-'));
+    try {
+      const secretPath = join(outside, 'secret.raw');
+      const secret = Buffer.alloc(MiB, 'private-key-material ');
+      writeFileSync(secretPath, secret);
+      symlinkSync(secretPath, join(work, 'link-to-secret.raw'));
+      for (const [urls, fileDirs] of [
+        [[pathToFileURL(secretPath).toString()], undefined],
+        [[pathToFileURL(secretPath).toString()], [work]],
+        [[pathToFileURL(join(work, 'link-to-secret.raw')).toString()], [work]],
+      ] as const) {
+        const err = await writeImage(request({ urls: [...urls], fileDirs })).catch((e: unknown) => e);
+        expect(err).toBeInstanceOf(ImageDownloadError);
+        expect((err as Error).message).toMatch(/refused/);
+        expect((err as Error).message).not.toContain('private-key');
+        expect((err as ImageDownloadError).diskTouched).toBe(false);
+        await expectUntouched(dev);
+      }
+    } finally {
+      rmSync(outside, { recursive: true, force: true });
+    }
+  });
 });
 
 describe('download failures', () => {
@@ -438,6 +465,42 @@ describe('qcow2 images', () => {
     expect(res.detectedFormat).toBe('qcow2');
     expect((await readDevice(small, image.length)).equals(image)).toBe(true);
     expect(readdirSync(stagingDir)).toEqual([]);
+  });
+
+  it('refuses to stage where there is no room for the qcow2, before writing any of it (a small tmpfs stands for a ramdisk /tmp)', async () => {
+    const gz = join(work, 'image-staging.qcow2.gz');
+    writeFileSync(gz, gzipSync(qcowBytes));
+    const gzUrl = server.serve('/images/image-staging.qcow2.gz', { path: gz });
+    // The device has no room beside the image, so staging goes to the staging dir.
+    const size = Math.ceil(image.length / MiB) * MiB;
+    const small = await makeLoop(size, 'small-disk-2.img');
+    const mnt = mkdtempSync(join(work, 'tmpfs-'));
+    const mountTmpfs = (mib: number) => run('mount', ['-t', 'tmpfs', '-o', `size=${mib}m,mode=700`, 'tmpfs', mnt]);
+    await mountTmpfs(32);
+    try {
+      // 32 MiB less the 64 MiB reserve: no room, whether the size is known (Content-Length)
+      // or only bounded by the virtual size (a compressed qcow2, whose file size is not known up front).
+      for (const url of [qcowUrl, gzUrl]) {
+        const err = await writeImage(request({ urls: [url], device: small, deviceSize: size, stagingDir: mnt })).catch((e: unknown) => e);
+        expect(err, url).toBeInstanceOf(ImageWriteError);
+        expect((err as Error).message).toMatch(/no room to stage the qcow2 image for conversion: .* has no room beside it, and .*tmpfs-\w+ has 0 MiB free/);
+        expect((err as ImageWriteError).diskTouched).toBe(false);
+        expect(readdirSync(mnt)).toEqual([]);
+        expect((await readDevice(small, MiB)).equals(Buffer.alloc(MiB))).toBe(true);
+      }
+    } finally {
+      await run('umount', [mnt]);
+    }
+    // With room for it (the image's virtual size plus the reserve), the same compressed qcow2 is staged there and converted.
+    await mountTmpfs(96);
+    try {
+      const res = await writeImage(request({ urls: [gzUrl], device: small, deviceSize: size, stagingDir: mnt }));
+      expect(res).toMatchObject({ detectedFormat: 'qcow2', compression: 'gzip' });
+      expect((await readDevice(small, image.length)).equals(image)).toBe(true);
+      expect(readdirSync(mnt)).toEqual([]);
+    } finally {
+      await run('umount', [mnt]);
+    }
   });
 
   it('fails a qcow2 with a bad checksum before converting, leaving the deploy area untouched', async () => {

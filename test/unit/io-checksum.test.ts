@@ -1,7 +1,12 @@
 import { createHash } from 'node:crypto';
-import { describe, expect, it } from 'vitest';
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { afterAll, describe, expect, it } from 'vitest';
 import { algoByLength, checksumFromImageInfo, ImageHasher, pickChecksumLine } from '../../src/io/checksum.ts';
-import { ImageChecksumError } from '../../src/io/errors.ts';
+import { ImageChecksumError, ImageDownloadError } from '../../src/io/errors.ts';
+import { resolveChecksum } from '../../src/io/write-image.ts';
 
 const md5 = 'd41d8cd98f00b204e9800998ecf8427e';
 const sha256 = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855';
@@ -48,6 +53,70 @@ describe('pickChecksumLine', () => {
   it('fails when the name is missing or the file is empty', () => {
     expect(() => pickChecksumLine(`${md5}  other.img\n`, url)).toThrow(/does not list 'disk.qcow2'/);
     expect(() => pickChecksumLine('\n\n', url)).toThrow(/empty/);
+  });
+
+  it('returns only a well-formed digest, and never quotes the file in its error', () => {
+    for (const text of ['s3cr3t-agent-token\n', 'abcdef\n', `${'a'.repeat(63)}\n`, `SHA256 (disk.qcow2) = ${'b'.repeat(40)}\n`]) {
+      const err = (() => {
+        try {
+          pickChecksumLine(text, url);
+        } catch (e) {
+          return e as Error;
+        }
+      })();
+      expect(err).toBeInstanceOf(ImageDownloadError);
+      expect(err!.message).toMatch(/no md5, sha256 or sha512 hex digest/);
+      expect(err!.message).not.toContain(text.trim().split(' = ').pop());
+    }
+  });
+});
+
+describe('checksum files given as file:// URLs', () => {
+  const work = mkdtempSync(join(tmpdir(), 'io-checksum-'));
+  const allowed = join(work, 'images');
+  const outside = join(work, 'private');
+  mkdirSync(allowed);
+  mkdirSync(outside);
+  const secret = 'token=0123456789abcdef-do-not-print';
+  writeFileSync(join(outside, 'secret'), `${secret}\n`);
+  writeFileSync(join(allowed, 'one-line'), `${secret}\n`);
+  writeFileSync(join(allowed, 'SHA256SUMS'), `${sha256}  disk.raw\n`);
+  symlinkSync(join(outside, 'secret'), join(allowed, 'link-out'));
+  afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+  const opts = (fileDirs?: string[]) => ({ retries: 0, retryIntervalSec: 0, timeoutSec: 5, fileDirs });
+  const imageUrl = 'http://example.org/disk.raw';
+  const resolveFrom = (path: string, fileDirs?: string[]) =>
+    resolveChecksum({ algo: 'sha256', value: pathToFileURL(path).toString() }, imageUrl, opts(fileDirs));
+  const failure = (p: Promise<unknown>) => p.then(() => undefined, (e: unknown) => e as Error);
+
+  it('reads one from an allowed directory', async () => {
+    expect(await resolveFrom(join(allowed, 'SHA256SUMS'), [allowed])).toEqual({ algo: 'sha256', value: sha256 });
+  });
+
+  it('refuses one outside the allowed directories (none by default), without reading it', async () => {
+    for (const fileDirs of [undefined, [], [allowed]]) {
+      const err = await failure(resolveFrom(join(outside, 'secret'), fileDirs));
+      expect(err).toBeInstanceOf(ImageDownloadError);
+      expect(err!.message).toMatch(/refused/);
+      expect(err!.message).not.toContain(secret);
+    }
+  });
+
+  it('refuses a symlink out of an allowed directory', async () => {
+    const err = await failure(resolveFrom(join(allowed, 'link-out'), [allowed]));
+    expect(err!.message).toMatch(/refused: it is not under the allowed directories/);
+    expect(err!.message).not.toContain(secret);
+  });
+
+  it('does not echo a one-line file that is not a digest, in either checksum field', async () => {
+    const path = join(allowed, 'one-line');
+    const legacy = { algo: 'md5' as const, value: pathToFileURL(path).toString(), algoFromLength: true };
+    for (const expected of [legacy, { algo: 'sha256' as const, value: pathToFileURL(path).toString() }]) {
+      const err = await failure(resolveChecksum(expected, imageUrl, opts([allowed])));
+      expect(err).toBeInstanceOf(ImageDownloadError);
+      expect(err!.message).not.toContain(secret);
+    }
   });
 });
 

@@ -18,6 +18,7 @@ export interface HostOptions {
   diskWaitDelay: number;
   kexec: boolean;
   insecure?: boolean;
+  imageFileDirs?: readonly string[];
 }
 
 /** The agent's view of the machine (src/hardware-view.ts). */

@@ -32,6 +32,7 @@ export function stepContext(agent: CommandHost, node: Record<string, any>, ports
       kexecEnabled: o.kexec,
       insecure: o.insecure,
       ca: agent.cafileContents(),
+      imageFileDirs: o.imageFileDirs,
     },
     deployState: agent.deployState,
   };
