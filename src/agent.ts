@@ -132,7 +132,7 @@ export class Agent implements CommandHost {
   }
 
   async start(): Promise<void> {
-    if (this.config.apiUrl === 'mdns' || /(^|\s)boot_method=vmedia(\s|$)/.test(this.config.cmdlineText)) {
+    if (this.config.apiUrl === 'mdns' || this.config.kernelParams.boot_method === 'vmedia') {
       await this.prepareNetwork();
     }
     if (this.config.apiUrl === 'mdns') await this.discover();

@@ -1,6 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { splitZone } from './base/url-zone.ts';
+import { parseBoolean } from './base/booleans.ts';
+import { parseKernelCmdline } from './base/kernel-cmdline.ts';
 
 // One typed config object from, in rising precedence: defaults, the kernel
 // command line (/proc/cmdline or --cmdline-file), METAL_AGENT_* environment
@@ -88,9 +90,6 @@ export type AgentConfig = {
 
 const camel = (s: string) => s.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
 
-const TRUE = new Set(['1', 'true', 'yes', 'on', 'y', 't']);
-const FALSE = new Set(['0', 'false', 'no', 'off', 'n', 'f']);
-
 function convert(spec: ParamSpec, raw: string, source: string): unknown {
   const where = `${source} parameter ${spec.name}`;
   switch (spec.kind) {
@@ -106,10 +105,9 @@ function convert(spec: ParamSpec, raw: string, source: string): unknown {
       return n;
     }
     case 'bool': {
-      const v = raw.trim().toLowerCase();
-      if (TRUE.has(v)) return true;
-      if (FALSE.has(v)) return false;
-      throw new ConfigError(`${where}: "${raw}" is not a boolean (use true/false)`);
+      const b = parseBoolean(raw);
+      if (b === undefined) throw new ConfigError(`${where}: "${raw}" is not a boolean (use true/false)`);
+      return b;
     }
     case 'url': {
       try {
@@ -130,19 +128,6 @@ function convert(spec: ParamSpec, raw: string, source: string): unknown {
 /** WHATWG URL parsing, after splitting off an RFC 6874 zone (http://[fe80::1%25eth0]:6385), which it rejects. */
 function parseUrl(raw: string): URL {
   return new URL(splitZone(raw).url);
-}
-
-/** Splits a kernel command line into key=value pairs (bare words become "true"). */
-export function parseKernelCmdline(text: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  // Kernel parameters may be double-quoted to carry spaces.
-  for (const m of text.matchAll(/(?:[^\s"]+|"[^"]*")+/g)) {
-    const word = m[0].replace(/"/g, '');
-    const eq = word.indexOf('=');
-    if (eq < 0) out[word] = 'true';
-    else out[word.slice(0, eq)] = word.slice(eq + 1);
-  }
-  return out;
 }
 
 function validate(cfg: AgentConfig): void {

@@ -1,4 +1,5 @@
 import { classifyIp } from '../system/network/addresses.ts';
+import { parseBoolean } from '../base/booleans.ts';
 import { isValidZone } from '../base/url-zone.ts';
 
 // Pure half of mDNS discovery: turns untrusted DNS records into a validated
@@ -281,8 +282,6 @@ export interface AllowedParams {
   ignored: string[];
 }
 
-const BOOLEAN_WORDS: Record<string, string> = { true: 'true', '1': 'true', yes: 'true', on: 'true', false: 'false', '0': 'false', no: 'false', off: 'false' };
-
 /**
  * Applies the allow-list. Only parameters that cannot hand the node to someone
  * else are honoured: debug logging, an NTP server, and an inspection callback
@@ -297,8 +296,8 @@ export function allowedParams(other: Record<string, string>, conductorHost: stri
     if (!key.startsWith('ipa_')) continue; // not a parameter at all (IPA ignores them too)
     switch (key) {
       case 'ipa_debug': {
-        const b = BOOLEAN_WORDS[value.toLowerCase()];
-        if (b) params['ipa-debug'] = b;
+        const b = parseBoolean(value);
+        if (b !== undefined) params['ipa-debug'] = String(b);
         else ignored.push(`${key} (not a boolean)`);
         break;
       }

@@ -1,4 +1,5 @@
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
+import { setTimeout as sleep } from 'node:timers/promises';
 import makeMdns from 'multicast-dns';
 import { log } from '../log.ts';
 import { listLinksWithAddresses, routeTo } from '../system/network/ip.ts';
@@ -154,8 +155,6 @@ async function chooseAddress(candidates: AdvertisedAddress[], isRoutable: (a: st
   log.warn({ candidates: candidates.map((c) => c.address) }, 'no advertised conductor address seems routable, trying the first');
   return candidates[0]!;
 }
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function questions(collector: ServiceCollector): Array<{ name: string; type: 'PTR' | 'SRV' | 'TXT' | 'A' | 'AAAA' }> {
   const q: Array<{ name: string; type: 'PTR' | 'SRV' | 'TXT' | 'A' | 'AAAA' }> = [

@@ -1,5 +1,6 @@
 import { basename } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { parseBoolean } from '../base/booleans.ts';
 import { log } from '../log.ts';
 import { hasTool, output, run } from '../system/exec.ts';
 import { runningInRamdisk } from '../system/safety.ts';
@@ -45,10 +46,8 @@ export interface ListOptions {
   skipSettle?: boolean;
 }
 
-function toBool(v: unknown): boolean {
-  if (typeof v === 'boolean') return v;
-  return v === '1' || v === 1 || v === 'true';
-}
+/** lsblk's flags: true/false from a recent lsblk's JSON, "1"/"0" from an older one. */
+const toBool = (v: unknown): boolean => parseBoolean(v) ?? false;
 
 function toInt(v: unknown): number | null {
   if (v === null || v === undefined || v === '') return null;

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { log } from '../log.ts';
 import { DomainError, ExternalCommandFailure } from '../base/errors.ts';
 import { spawnStreaming } from '../system/exec.ts';
@@ -108,7 +109,7 @@ export async function burninNetwork(info: Info, signal?: AbortSignal): Promise<v
         // The reader fails while its partner's writer is not listening yet: retry.
         if (writer || signal?.aborted) throw err;
         log.info('fio (network): reader retrying in 30 seconds');
-        await new Promise((r) => setTimeout(r, 30_000));
+        await sleep(30_000);
       }
     }
   }

@@ -1,5 +1,6 @@
 import { existsSync } from 'node:fs';
 import { hostname } from 'node:os';
+import { parseKernelCmdline } from '../base/kernel-cmdline.ts';
 import { log } from '../log.ts';
 import { getBmcAddress, getBmcV6Address } from './bmc.ts';
 import { listBlockDevices } from './block-devices.ts';
@@ -43,20 +44,10 @@ export interface InventoryOptions {
   listDisks?: () => Promise<BlockDevice[]>;
 }
 
-/** A kernel command line parameter's value (last one wins, like IPA's get_agent_params). */
-export function kernelParam(cmdline: string, name: string): string | null {
-  let value: string | null = null;
-  for (const token of cmdline.trim().split(/\s+/)) {
-    const eq = token.indexOf('=');
-    if (eq > 0 && token.slice(0, eq) === name) value = token.slice(eq + 1);
-  }
-  return value;
-}
-
 export function bootInfo(bootif?: string | null): BootInfo {
   return {
     current_boot_mode: existsSync('/sys/firmware/efi') ? 'uefi' : 'bios',
-    pxe_interface: bootif !== undefined ? bootif : kernelParam(readTrimmed('/proc/cmdline') ?? '', 'BOOTIF'),
+    pxe_interface: bootif !== undefined ? bootif : (parseKernelCmdline(readTrimmed('/proc/cmdline') ?? '').BOOTIF ?? null),
   };
 }
 

@@ -1,3 +1,4 @@
+import { FALSE_WORDS, parseBoolean, TRUE_WORDS } from '../base/booleans.ts';
 import { DeviceNotFoundError, DomainError } from '../base/errors.ts';
 import { log } from '../log.ts';
 import { HintParseError, HintTypeError, matchSpec, parseSpec, pyQuote, type PyValue } from './hint-grammar.ts';
@@ -57,18 +58,12 @@ function show(v: unknown): string {
   return typeof v === 'string' ? v : JSON.stringify(v);
 }
 
-const TRUE_STRINGS = ['1', 't', 'true', 'on', 'y', 'yes'];
-const FALSE_STRINGS = ['0', 'f', 'false', 'off', 'n', 'no'];
-
 /** oslo strutils.bool_from_string(strict=True). */
 export function boolFromString(v: unknown): boolean {
-  if (typeof v === 'boolean') return v;
-  const s = pyStr(v).trim().toLowerCase();
-  if (TRUE_STRINGS.includes(s)) return true;
-  if (FALSE_STRINGS.includes(s)) return false;
-  throw new RootDeviceHintError(
-    `Unrecognized value '${pyStr(v)}', acceptable values are: ${[...TRUE_STRINGS, ...FALSE_STRINGS].sort().map((x) => `'${x}'`).join(', ')}`,
-  );
+  const b = parseBoolean(v);
+  if (b !== undefined) return b;
+  const words = [...TRUE_WORDS, ...FALSE_WORDS].sort().map((x) => `'${x}'`);
+  throw new RootDeviceHintError(`Unrecognized value '${pyStr(v)}', acceptable values are: ${words.join(', ')}`);
 }
 
 /** _extract_hint_operator_and_values: lower-case, find the operator, split the values on it. */

@@ -5,7 +5,6 @@ import { memTotalBytes, physicalMbFromDmidecode } from '../../src/hardware/memor
 import { frameFromTcpdumpHex, lldpPduOfFrame, parseLldpTlvs } from '../../src/hardware/lldp.ts';
 import { parseLan6Addresses, parseLanPrintAddress } from '../../src/hardware/bmc.ts';
 import { addressesFromIpJson, isVlanName } from '../../src/hardware/interfaces.ts';
-import { kernelParam } from '../../src/hardware/inventory.ts';
 
 // Parsers of the inventory, fed with real output of the tools (trimmed).
 
@@ -106,11 +105,5 @@ describe('network parsers', () => {
     const lan6 = 'IPv6 Dynamic Address 0:\n    Source/Type: SLAAC\n    Address: 2001:db8::5/64\n    Status: active\nIPv6 Dynamic Address 1:\n    Source/Type: DHCPv6\n    Address: ::/128\n    Status: active\n';
     expect(parseLan6Addresses(lan6, true)).toBe('2001:db8::5');
     expect(parseLan6Addresses(lan6.replace('active', 'disabled').replace('2001:db8::5/64', '::/64'), true)).toBeNull();
-  });
-
-  it('kernel parameters: last one wins', () => {
-    expect(kernelParam('console=ttyS0 BOOTIF=01-52-54-00-12-34-56 ipa-debug=1', 'BOOTIF')).toBe('01-52-54-00-12-34-56');
-    expect(kernelParam('BOOTIF=a BOOTIF=b', 'BOOTIF')).toBe('b');
-    expect(kernelParam('quiet', 'BOOTIF')).toBeNull();
   });
 });

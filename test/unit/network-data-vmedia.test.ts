@@ -8,7 +8,6 @@ import {
   bootedFromVirtualMedia,
   devicesWithLabel,
   looksLikeVirtualMedia,
-  parseKeyValueParams,
   parseLsblkPairs,
   readNetworkDataFromDir,
   readVirtualMediaConfig,
@@ -52,15 +51,6 @@ describe('virtual media device lookup', () => {
 });
 
 describe('parameters', () => {
-  it('parses key=value words like the kernel command line', () => {
-    expect(parseKeyValueParams('ipa-api-url=http://[fd00::1]:6385 boot_method=vmedia\nipa-debug=1  quiet =x a==b')).toEqual({
-      'ipa-api-url': 'http://[fd00::1]:6385',
-      boot_method: 'vmedia',
-      'ipa-debug': '1',
-      a: '=b',
-    });
-  });
-
   it('only a vmedia boot reads virtual media', async () => {
     expect(bootedFromVirtualMedia('BOOT_IMAGE=/vmlinuz boot_method=vmedia ro')).toBe(true);
     expect(bootedFromVirtualMedia('BOOT_IMAGE=/vmlinuz boot_method=pxe')).toBe(false);

@@ -6,7 +6,7 @@ import {
   loaderFromCsv,
   parseBootCsv,
 } from '../../src/system/bootloader/efi-loaders.ts';
-import { addToBlsEntry, addToDefaultGrub, splitParams } from '../../src/system/bootloader/kernel-params.ts';
+import { addToBlsEntry, addToDefaultGrub } from '../../src/system/bootloader/kernel-params.ts';
 import { parseBootRecords, entryArgs } from '../../src/system/bootloader/efibootmgr.ts';
 import { withEspLine } from '../../src/system/bootloader/fstab.ts';
 
@@ -71,10 +71,6 @@ describe('kernel parameters', () => {
     const entry = 'title Fedora\nlinux /vmlinuz\noptions root=UUID=abc ro\n';
     expect(addToBlsEntry(entry, ['nomodeset', 'ro'])).toBe('title Fedora\nlinux /vmlinuz\noptions root=UUID=abc ro nomodeset\n');
     expect(addToBlsEntry('title x\nlinux /v', ['a'])).toBe('title x\nlinux /v\noptions a\n');
-  });
-
-  it('splits command lines keeping quoted values', () => {
-    expect(splitParams(' a=1  b="x y" c ')).toEqual(['a=1', 'b="x y"', 'c']);
   });
 });
 

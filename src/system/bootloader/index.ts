@@ -1,3 +1,4 @@
+import { splitKernelCmdline } from '../../base/kernel-cmdline.ts';
 import { log } from '../../log.ts';
 import type { Guard } from '../safety.ts';
 import { readPartitionTable } from '../partitions/table.ts';
@@ -12,7 +13,7 @@ import {
   grubMkconfig,
   withDeployedRoot,
 } from './grub.ts';
-import { applyKernelParams, splitParams } from './kernel-params.ts';
+import { applyKernelParams } from './kernel-params.ts';
 import { populateEspWithGrub, registerEfiLoaders, type UefiResult } from './uefi.ts';
 
 // image.install_bootloader. Ironic 21.4 sends root_uuid (partition images:
@@ -65,7 +66,7 @@ export interface InstallBootloaderResult {
 
 function paramsList(p: InstallBootloaderOptions['customKernelParams']): string[] {
   if (!p) return [];
-  return Array.isArray(p) ? p.flatMap(splitParams) : splitParams(p);
+  return Array.isArray(p) ? p.flatMap(splitKernelCmdline) : splitKernelCmdline(p);
 }
 
 /** A usable root filesystem UUID (whole disk images report the MBR signature "0x...", which is not one). */

@@ -1,3 +1,4 @@
+import { splitKernelCmdline } from '../../base/kernel-cmdline.ts';
 import { listImageDir, readImageFile, writeImageFile } from '../image-root.ts';
 
 // Custom kernel parameters for the deployed OS: appended to
@@ -10,11 +11,6 @@ import { listImageDir, readImageFile, writeImageFile } from '../image-root.ts';
 // which GRUB's own script parser reads. So a parameter must be what a kernel
 // command-line token is and nothing more (see KERNEL_PARAM), and
 // etc/default/grub gets it inside a single-quoted shell string.
-
-/** Splits a kernel command line, keeping quoted values together (for command lines read from images). */
-export function splitParams(text: string): string[] {
-  return text.match(/(?:[^\s"]+|"[^"]*")+/g) ?? [];
-}
 
 export class InvalidKernelParamsError extends Error {
   constructor(message: string) {
@@ -107,7 +103,7 @@ export function shellSingleQuote(s: string): string {
 }
 
 function missingFrom(existing: string, params: readonly string[]): string[] {
-  const have = new Set(splitParams(existing));
+  const have = new Set(splitKernelCmdline(existing));
   return params.filter((p, i) => !have.has(p) && params.indexOf(p) === i);
 }
 

@@ -1,3 +1,5 @@
+import { parseBoolean } from '../../base/booleans.ts';
+
 // The erase settings Ironic 21.4 puts into driver_internal_info before
 // cleaning (deploy_utils.agent_add_clean_params, from [deploy] options), with
 // IPA's defaults for when a key is missing (older conductors, manual runs).
@@ -25,8 +27,7 @@ export interface EraseOptions {
 
 function bool(v: unknown, dflt: boolean): boolean {
   if (v === undefined || v === null) return dflt;
-  if (typeof v === 'string') return ['1', 't', 'true', 'on', 'y', 'yes'].includes(v.trim().toLowerCase());
-  return Boolean(v);
+  return parseBoolean(v) ?? false; // strutils.bool_from_string's default
 }
 
 function int(v: unknown, dflt: number, min: number): number {

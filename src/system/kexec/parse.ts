@@ -1,4 +1,4 @@
-import { splitParams } from '../bootloader/kernel-params.ts';
+import { splitKernelCmdline } from '../../base/kernel-cmdline.ts';
 
 // Pure parsers for the deployed OS's boot configuration: BLS entries,
 // grub.cfg (the default entry as GRUB would pick it), grubenv, fstab and
@@ -425,8 +425,8 @@ export function defaultGrubCmdline(text: string): string {
 
 /** The command line for the kexec'd kernel: the entry's, plus custom parameters not already there. */
 export function composeCmdline(base: string, extra: readonly string[]): string {
-  const have = splitParams(base);
-  const add = extra.flatMap((p) => splitParams(p)).filter((p) => !have.includes(p));
+  const have = splitKernelCmdline(base);
+  const add = extra.flatMap((p) => splitKernelCmdline(p)).filter((p) => !have.includes(p));
   return [...have, ...add].join(' ');
 }
 

@@ -1,4 +1,5 @@
 import { writeFile } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { log } from '../../log.ts';
 import { sameIp } from './addresses.ts';
 import { assertMayChangeNetwork, type NetworkChangePolicy } from './guard.ts';
@@ -20,8 +21,6 @@ export class DuplicateAddressError extends Error {
     this.name = 'DuplicateAddressError';
   }
 }
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
  * A fresh IPv6 address is "tentative" for a second or two; until then the

@@ -1,6 +1,7 @@
 import { mkdtemp, readFile, rmdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { parseKernelCmdline } from '../../base/kernel-cmdline.ts';
 import { log } from '../../log.ts';
 import { output, run } from '../exec.ts';
 
@@ -84,19 +85,8 @@ export async function findVirtualMediaDevice(labels: readonly string[]): Promise
   return undefined;
 }
 
-/** Parameters from parameters.txt / the kernel command line: whitespace-separated key=value. */
-export function parseKeyValueParams(text: string): Record<string, string> {
-  const params: Record<string, string> = {};
-  for (const word of text.split(/\s+/)) {
-    const eq = word.indexOf('=');
-    if (eq <= 0) continue;
-    params[word.slice(0, eq)] = word.slice(eq + 1);
-  }
-  return params;
-}
-
 export function bootedFromVirtualMedia(cmdline: string): boolean {
-  return parseKeyValueParams(cmdline).boot_method === 'vmedia';
+  return parseKernelCmdline(cmdline).boot_method === 'vmedia';
 }
 
 /** Runs fn on the device's filesystem: where it is already mounted, or mounted read-only for the call. */
@@ -158,7 +148,7 @@ export async function readVirtualMediaConfig(opts: { cmdline?: string; force?: b
   const paramsDev = await findVirtualMediaDevice(PARAMETERS_LABELS);
   if (paramsDev) {
     const text = await withMountedDevice(paramsDev, (dir) => readIfExists(join(dir, 'parameters.txt')));
-    result.params = parseKeyValueParams(text ?? '');
+    result.params = parseKernelCmdline(text ?? '');
     log.info({ dev: paramsDev, keys: Object.keys(result.params) }, 'virtual media parameters read');
   }
   const configDev = await findVirtualMediaDevice(CONFIG_LABELS);

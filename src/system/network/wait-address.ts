@@ -1,4 +1,5 @@
 import { writeFile } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { log } from '../../log.ts';
 import { ip, type IpAddress, type IpLink } from './ip.ts';
 import { assertMayChangeNetwork, type NetworkChangePolicy } from './guard.ts';
@@ -110,8 +111,6 @@ export interface WaitOptions {
   linkLocalGraceMs?: number;
   pollMs?: number;
 }
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export async function waitForUsableAddress(opts: WaitOptions): Promise<UsableAddress> {
   const pollMs = opts.pollMs ?? 250;
