@@ -1,6 +1,7 @@
-import { STATUS_CODES, type IncomingMessage } from 'node:http';
+import { STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify';
+import type { FastifyPluginAsyncTypebox, TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type, type Static } from '@sinclair/typebox';
 import { log } from '../log.ts';
 import { MAX_CONFIG_DRIVE_BYTES } from '../system/configdrive.ts';
@@ -73,7 +74,11 @@ const CommandQuery = Type.Object({
   agent_token: Type.Optional(Type.String()),
 });
 const CommandParams = Type.Object({ id: Type.String({ maxLength: 200 }) });
+const commandQuery = { querystring: CommandQuery };
 type CommandQuery = Static<typeof CommandQuery>;
+
+/** The API as buildApi hands it out: an http(s) server with TypeBox-typed routes. */
+export type ApiServer = FastifyInstance<Server, IncomingMessage, ServerResponse, FastifyBaseLogger, TypeBoxTypeProvider>;
 
 function rootUrl(req: FastifyRequest): string {
   return `${req.protocol}://${req.headers.host ?? req.hostname}`;
@@ -105,10 +110,7 @@ function rejectionFault(r: Rejection): HttpFault {
 
 const isTrue = (v: string | undefined) => v?.toLowerCase() === 'true';
 
-/** Every route exists with and without the /v1 prefix, as in IPA. */
-const PREFIXES = ['/v1', ''];
-
-export function buildApi(deps: ApiDeps, opts: ApiOptions = {}): FastifyInstance {
+export function buildApi(deps: ApiDeps, opts: ApiOptions = {}): ApiServer {
   const bodyLimit = opts.bodyLimit ?? DEFAULT_BODY_LIMIT;
   const requestTimeout = opts.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
   if (!(requestTimeout > 0)) throw new Error(`API request timeout must be positive, not ${requestTimeout} ms`);
@@ -117,16 +119,20 @@ export function buildApi(deps: ApiDeps, opts: ApiOptions = {}): FastifyInstance 
     headersTimeout: Math.min(HEADERS_TIMEOUT_MS, requestTimeout),
     connectionsCheckingInterval: Math.min(1000, Math.ceil(requestTimeout / 2)),
   };
-  const app = Fastify({
+  const fastifyOptions = {
     logger: false,
     bodyLimit,
     requestTimeout,
     keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS,
     clientErrorHandler: answerClientError,
-    ...(opts.tls
-      ? { https: { cert: opts.tls.cert, key: opts.tls.key, ...TLS_SERVER_OPTIONS, ...nodeServerOptions } }
-      : { http: nodeServerOptions }),
-  }) as unknown as FastifyInstance;
+  } as const;
+  // An https.Server is an http.Server to its users (Node types it so), so
+  // both branches are the one ApiServer type.
+  const app: ApiServer = (
+    opts.tls
+      ? Fastify({ ...fastifyOptions, https: { cert: opts.tls.cert, key: opts.tls.key, ...TLS_SERVER_OPTIONS, ...nodeServerOptions } })
+      : Fastify({ ...fastifyOptions, http: nodeServerOptions })
+  ).withTypeProvider<TypeBoxTypeProvider>();
 
   // No route but POST /commands reads a body: here (404/405 answers
   // included) a body is left unread, and Node discards it as it arrives.
@@ -148,15 +154,14 @@ export function buildApi(deps: ApiDeps, opts: ApiOptions = {}): FastifyInstance 
     return reply.code(status).send(fault.body);
   });
 
-  const knownPaths = new Map<string, string[]>();
-  const route = (method: 'GET' | 'POST', path: string) => {
-    knownPaths.set(path, [...(knownPaths.get(path) ?? []), method]);
-  };
-
+  // 405 when another method serves this path, 404 when none does: fastify's
+  // router answers that. A path that only redirects to its slashed form is no
+  // resource (IPA's werkzeug answers other methods there with 404 too).
+  const slashRedirects = new Set<string>();
   app.setNotFoundHandler((req, reply) => {
-    const path = req.url.split('?')[0]!;
-    const allowed = [...knownPaths].find(([p]) => matchPath(p, path));
-    const fault = allowed
+    const url = req.url.split('?')[0]!;
+    const served = !slashRedirects.has(url) && app.supportedMethods.some((method) => app.findRoute({ method, url }) !== null);
+    const fault = served
       ? HttpFault.http(405, `The method is not allowed for the requested URL.`)
       : HttpFault.http(404, 'The requested URL was not found on the server.');
     return reply.code(fault.statusCode).send(fault.body);
@@ -171,9 +176,9 @@ export function buildApi(deps: ApiDeps, opts: ApiOptions = {}): FastifyInstance 
       default_version: versionDoc(root),
     };
   });
-  route('GET', '/');
 
   app.get('/v1', async (_req, reply) => reply.redirect('/v1/', 308));
+  slashRedirects.add('/v1');
   app.get('/v1/', async (req) => {
     const root = rootUrl(req);
     return {
@@ -183,60 +188,64 @@ export function buildApi(deps: ApiDeps, opts: ApiOptions = {}): FastifyInstance 
       ...versionDoc(root),
     };
   });
-  route('GET', '/v1/');
 
-  const readGuard = (req: FastifyRequest<{ Querystring: CommandQuery }>) => {
-    if (!deps.tokens.allowsRead(req.query.agent_token)) throw HttpFault.http(401, 'Token invalid.');
+  // Every v1 route exists with and without the /v1 prefix, as in IPA.
+  for (const prefix of ['/v1', '']) {
+    app.register(v1Routes, { prefix, deps, bodyLimit, slashRedirects });
+  }
+  return app;
+}
+
+interface V1Options {
+  deps: ApiDeps;
+  bodyLimit: number;
+  /** Where the plugin notes the paths that only redirect (see the not-found handler). */
+  slashRedirects: Set<string>;
+}
+
+/** The v1 resources, registered once under /v1 and once at the root. */
+const v1Routes: FastifyPluginAsyncTypebox<V1Options> = async (v1, { deps, bodyLimit, slashRedirects }) => {
+  const readGuard = (token: string | undefined) => {
+    if (!deps.tokens.allowsRead(token)) throw HttpFault.http(401, 'Token invalid.');
   };
   // The inventory (serials, MACs, BMC addresses) is nobody else's business
   // once the agent holds a token: then it needs that token, as a command does.
-  const inventoryGuard = (req: FastifyRequest<{ Querystring: CommandQuery }>) => {
-    if (deps.tokens.value !== undefined && !deps.tokens.allowsCommand(req.query.agent_token)) {
-      throw HttpFault.http(401, 'Token invalid.');
-    }
+  const inventoryGuard = (token: string | undefined) => {
+    if (deps.tokens.value !== undefined && !deps.tokens.allowsCommand(token)) throw HttpFault.http(401, 'Token invalid.');
   };
 
-  for (const prefix of PREFIXES) {
-    app.get(`${prefix}/status`, async () => deps.status());
-    route('GET', `${prefix}/status`);
+  v1.get('/status', async () => deps.status());
 
-    app.get(`${prefix}/steps`, async () => deps.steps());
-    route('GET', `${prefix}/steps`);
+  v1.get('/steps', async () => deps.steps());
 
-    app.get<{ Querystring: CommandQuery }>(`${prefix}/inventory`, { schema: { querystring: CommandQuery } }, async (req) => {
-      inventoryGuard(req);
-      return deps.inventory();
-    });
-    route('GET', `${prefix}/inventory`);
+  v1.get('/inventory', { schema: commandQuery }, async (req) => {
+    inventoryGuard(req.query.agent_token);
+    return deps.inventory();
+  });
 
-    app.get(`${prefix}/commands`, async (_req, reply) => reply.redirect(`${prefix}/commands/`, 308));
+  const commandsSlashed = `${v1.prefix}/commands/`;
+  v1.get('/commands', async (_req, reply) => reply.redirect(commandsSlashed, 308));
+  slashRedirects.add(`${v1.prefix}/commands`);
 
-    app.get<{ Querystring: CommandQuery }>(`${prefix}/commands/`, { schema: { querystring: CommandQuery } }, async (req) => {
-      readGuard(req);
-      return { commands: deps.engine.list() };
-    });
-    route('GET', `${prefix}/commands/`);
+  v1.get('/commands/', { schema: commandQuery }, async (req) => {
+    readGuard(req.query.agent_token);
+    return { commands: deps.engine.list() };
+  });
 
-    app.get<{ Querystring: CommandQuery; Params: Static<typeof CommandParams> }>(
-      `${prefix}/commands/:id`,
-      { schema: { querystring: CommandQuery, params: CommandParams } },
-      async (req) => {
-        readGuard(req);
-        const id = req.params.id;
-        const found = isTrue(req.query.wait) ? await deps.engine.wait(id) : deps.engine.get(id);
-        if (!found) throw HttpFault.agent(404, 'Not found', `Command Result with id ${id} not found.`);
-        return found;
-      },
-    );
-    route('GET', `${prefix}/commands/:id`);
-  }
+  v1.get('/commands/:id', { schema: { querystring: CommandQuery, params: CommandParams } }, async (req) => {
+    readGuard(req.query.agent_token);
+    const id = req.params.id;
+    const found = isTrue(req.query.wait) ? await deps.engine.wait(id) : deps.engine.get(id);
+    if (!found) throw HttpFault.agent(404, 'Not found', `Command Result with id ${id} not found.`);
+    return found;
+  });
 
   // POST /commands, the one route that reads a body, in a scope of its own:
   // the token is checked as the request arrives, before a byte of the body is
   // buffered (a 401 leaves it unread and Node discards it), then the body is
   // taken as raw text up to bodyLimit. IPA ignores the Content-Type and parses
   // every body as JSON; the handler does, where errors become faults.
-  app.register(async (commands) => {
+  const commandsScope: FastifyPluginAsyncTypebox = async (commands) => {
     commands.removeAllContentTypeParsers();
     commands.addContentTypeParser('*', { parseAs: 'string', bodyLimit }, (_req, body, done) => done(null, body));
     commands.addHook('onRequest', async (req, reply) => {
@@ -251,28 +260,21 @@ export function buildApi(deps: ApiDeps, opts: ApiOptions = {}): FastifyInstance 
       refuseAndClose(req.raw, fault);
       log.debug({ method: req.method, path: req.url.split('?')[0], status: 401, bytes: length }, 'api request refused before its body');
     });
-    for (const prefix of PREFIXES) {
-      commands.post<{ Querystring: CommandQuery }>(
-        `${prefix}/commands/`,
-        { schema: { querystring: CommandQuery } },
-        async (req: FastifyRequest<{ Querystring: CommandQuery }>, reply: FastifyReply) => {
-          const { name, params } = parseCommandBody(req.body);
-          let result;
-          try {
-            result = await deps.engine.execute(name, params);
-          } catch (err) {
-            if (err instanceof CommandRejected) throw rejectionFault(err.rejection);
-            throw err;
-          }
-          if (isTrue(req.query.wait)) result = (await deps.engine.wait(result.id)) ?? result;
-          return reply.code(200).send(result);
-        },
-      );
-      route('POST', `${prefix}/commands/`);
-    }
-  });
-  return app;
-}
+    commands.post('/commands/', { schema: commandQuery }, async (req, reply) => {
+      const { name, params } = parseCommandBody(req.body);
+      let result;
+      try {
+        result = await deps.engine.execute(name, params);
+      } catch (err) {
+        if (err instanceof CommandRejected) throw rejectionFault(err.rejection);
+        throw err;
+      }
+      if (isTrue(req.query.wait)) result = (await deps.engine.wait(result.id)) ?? result;
+      return reply.code(200).send(result);
+    });
+  };
+  await v1.register(commandsScope);
+};
 
 /**
  * Answers a request whose body will not be read, then closes. The answer and
@@ -330,7 +332,3 @@ function parseCommandBody(raw: unknown): { name: string; params: Record<string, 
   return { name, params: params as Record<string, any> };
 }
 
-function matchPath(pattern: string, path: string): boolean {
-  const re = new RegExp(`^${pattern.replace(/:[a-z]+/g, '[^/]+')}$`);
-  return re.test(path);
-}
