@@ -13,6 +13,7 @@ const REASONS: Record<number, string> = {
   408: 'Request Timeout',
   409: 'Conflict',
   413: 'Request Entity Too Large',
+  414: 'Request URI Too Long',
   431: 'Request Header Fields Too Large',
   500: 'Internal Server Error',
 };

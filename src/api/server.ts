@@ -1,6 +1,6 @@
 import { STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { FastifyPluginAsyncTypebox, TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type, type Static } from '@sinclair/typebox';
 import { log } from '../log.ts';
@@ -73,7 +73,9 @@ const CommandQuery = Type.Object({
   wait: Type.Optional(Type.String()),
   agent_token: Type.Optional(Type.String()),
 });
-const CommandParams = Type.Object({ id: Type.String({ maxLength: 200 }) });
+/** Longest command id the router takes (Ironic's are UUIDs); a longer one is refused with 414. */
+const MAX_COMMAND_ID_LENGTH = 200;
+const CommandParams = Type.Object({ id: Type.String() });
 const commandQuery = { querystring: CommandQuery };
 type CommandQuery = Static<typeof CommandQuery>;
 
@@ -125,6 +127,8 @@ export function buildApi(deps: ApiDeps, opts: ApiOptions = {}): ApiServer {
     requestTimeout,
     keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS,
     clientErrorHandler: answerClientError,
+    maxParamLength: MAX_COMMAND_ID_LENGTH,
+    frameworkErrors: answerFrameworkError,
   } as const;
   // An https.Server is an http.Server to its users (Node types it so), so
   // both branches are the one ApiServer type.
@@ -292,6 +296,17 @@ function refuseAndClose(raw: IncomingMessage, fault: HttpFault): void {
   socket.end(
     `HTTP/1.1 ${fault.statusCode} ${STATUS_CODES[fault.statusCode]}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
   );
+}
+
+/** What fastify's router refuses before any route runs, in IPA's error body. */
+function answerFrameworkError(err: FastifyError, _req: FastifyRequest, reply: FastifyReply): void {
+  const fault =
+    err.code === 'FST_ERR_MAX_PARAM_LENGTH'
+      ? HttpFault.http(414, `a path component is longer than ${MAX_COMMAND_ID_LENGTH} characters.`)
+      : err.code === 'FST_ERR_BAD_URL'
+        ? HttpFault.http(400, 'the URL could not be decoded.')
+        : HttpFault.http(err.statusCode ?? 500, err.message);
+  void reply.code(fault.statusCode).send(fault.body);
 }
 
 /**

@@ -85,4 +85,14 @@ describe('IPA v1 API routing', () => {
     const res = await app.inject({ url: '/v1/commands/?agent_token=a&agent_token=b' });
     expect([res.statusCode, res.json()]).toEqual([400, { faultcode: 'Client', faultstring: '400 Bad Request: querystring/agent_token must be string' }]);
   });
+
+  it('answers what the router refuses (undecodable URL, overlong command id) in IPA\'s error body', async () => {
+    const bad = await app.inject({ url: '/v1/commands/%' });
+    expect([bad.statusCode, bad.json()]).toEqual([400, { faultcode: 'Client', faultstring: '400 Bad Request: the URL could not be decoded.' }]);
+    const long = await app.inject({ url: `/v1/commands/${'x'.repeat(201)}` });
+    expect([long.statusCode, long.json()]).toEqual([414, { faultcode: 'Client', faultstring: '414 Request URI Too Long: a path component is longer than 200 characters.' }]);
+    // Up to 200 characters an id is looked up like any other (fastify's own limit was 100).
+    const unknown = await app.inject({ url: `/v1/commands/${'x'.repeat(200)}` });
+    expect([unknown.statusCode, unknown.json()]).toEqual([404, { faultcode: 'Client', faultstring: `Not found: Command Result with id ${'x'.repeat(200)} not found.` }]);
+  });
 });
