@@ -132,6 +132,7 @@ export class Agent implements CommandHost {
   }
 
   async start(): Promise<void> {
+    await this.hardware.waitForRootDisk();
     if (this.config.apiUrl === 'mdns' || this.config.kernelParams.boot_method === 'vmedia') {
       await this.prepareNetwork();
     }

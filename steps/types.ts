@@ -54,7 +54,7 @@ export interface StepContext {
   progress(message: string): void;
   /** Aborted when Ironic aborts an abortable step or the agent shuts down. */
   signal: AbortSignal;
-  /** Agent-wide options steps may need (image download retries, kexec switch, ...). */
+  /** Agent-wide options steps may need (image download retries, TLS for image servers, file:// directories). */
   options: StepOptions;
   /** What the deploy so far has left for later commands (get_partition_uuids, install_bootloader, kexec). */
   deployState: DeployState;
@@ -64,9 +64,6 @@ export interface StepOptions {
   imageDownloadRetries: number;
   imageDownloadRetryIntervalSec: number;
   imageDownloadTimeoutSec: number;
-  diskWaitAttempts: number;
-  diskWaitDelaySec: number;
-  kexecEnabled: boolean;
   /** ipa-insecure: image servers' certificates are not verified either (as IPA). */
   insecure?: boolean;
   /** ipa-cafile's contents: image servers are verified with these CAs (as IPA). */

@@ -37,10 +37,6 @@ export class AgentError extends Error {
   }
 }
 
-export class InvalidCommandError extends AgentError {
-  override readonly code = 400;
-  override readonly fixedMessage = 'Invalid command';
-}
 export class InvalidCommandParamsError extends AgentError {
   override readonly code = 400;
   override readonly fixedMessage = 'Invalid command parameters';

@@ -284,9 +284,11 @@ export interface AllowedParams {
 
 /**
  * Applies the allow-list. Only parameters that cannot hand the node to someone
- * else are honoured: debug logging, an NTP server, and an inspection callback
- * URL that points at the very conductor that was discovered. Never the agent
- * token, TLS switches, API URLs or anything else. Keys come back in kernel
+ * else are honoured: debug logging, and an inspection callback URL that points
+ * at the very conductor that was discovered. Never the agent token, TLS
+ * switches, API URLs or anything else. Not ipa_ntp_server either, which IPA
+ * allows: IPA sets the clock from it at start, this agent has no clock sync,
+ * and a key taken here but honoured nowhere would only look honoured. Keys come back in kernel
  * command line form (`ipa-debug`), to be merged under the command line.
  */
 export function allowedParams(other: Record<string, string>, conductorHost: string): AllowedParams {
@@ -299,13 +301,6 @@ export function allowedParams(other: Record<string, string>, conductorHost: stri
         const b = parseBoolean(value);
         if (b !== undefined) params['ipa-debug'] = String(b);
         else ignored.push(`${key} (not a boolean)`);
-        break;
-      }
-      case 'ipa_ntp_server': {
-        const cls = classifyIp(value);
-        if ((cls === 'global' || cls === 'link-local') && !value.includes('%')) params['ipa-ntp-server'] = value;
-        else if (cls === undefined && isValidDnsName(value.toLowerCase())) params['ipa-ntp-server'] = value.toLowerCase();
-        else ignored.push(`${key} (not an address or host name)`);
         break;
       }
       case 'ipa_inspection_callback_url': {

@@ -1,6 +1,5 @@
 import { basename } from 'node:path';
-import { createHash, type Hash } from 'node:crypto';
-import { ImageChecksumError, ImageDownloadError, ImageFormatError } from './errors.ts';
+import { ImageDownloadError, ImageFormatError } from './errors.ts';
 
 // Which hash to compute and what it must equal, following Ironic/IPA rules:
 // `os_hash_algo` + `os_hash_value` win over the legacy `checksum`; a legacy
@@ -86,31 +85,4 @@ export function pickChecksumLine(text: string, imageUrl: string): string {
     if (m && basename(m[2]!.trim()) === wanted) return digest(m[1]!);
   }
   throw new ImageDownloadError(`checksum file does not list '${wanted}'`);
-}
-
-/** Incremental hash of the bytes as served, compared at the end. */
-export class ImageHasher {
-  private readonly hash: Hash;
-  private digest?: string;
-
-  constructor(readonly algo: HashAlgo) {
-    this.hash = createHash(algo);
-  }
-
-  update(chunk: Uint8Array): void {
-    this.hash.update(chunk);
-  }
-
-  hex(): string {
-    this.digest ??= this.hash.digest('hex');
-    return this.digest;
-  }
-
-  /** Throws ImageChecksumError unless the digest equals `expected` (case-insensitive). */
-  verify(expected: string | undefined): void {
-    const actual = this.hex();
-    if (expected !== undefined && actual !== expected.trim().toLowerCase()) {
-      throw new ImageChecksumError(this.algo, expected, actual);
-    }
-  }
 }

@@ -3,7 +3,7 @@ export { writeImage, resolveChecksum, DEFAULT_PERMITTED_FORMATS } from './write-
 export type { WriteImageRequest, WriteImageResult } from './write-image.ts';
 export { fetchToBuffer, openImageSource } from './source.ts';
 export type { SourceOptions, ImageSource } from './source.ts';
-export { checksumFromImageInfo, pickChecksumLine, ImageHasher } from './checksum.ts';
+export { checksumFromImageInfo, pickChecksumLine } from './checksum.ts';
 export type { ExpectedChecksum, HashAlgo } from './checksum.ts';
 export { inspectHead, decideFormat } from './format-detect.ts';
 export type { ImageFormat, Inspection } from './format-detect.ts';

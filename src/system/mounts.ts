@@ -1,4 +1,4 @@
-import { lstat, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { lstat, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { run } from './exec.ts';
@@ -14,12 +14,6 @@ export interface MountOptions {
   fsType?: string;
   /** Extra -o options. */
   options?: string[];
-}
-
-/** Whether anything is mounted at `dir` (reads /proc/self/mountinfo). */
-export async function isMountPoint(dir: string): Promise<boolean> {
-  const info = await readFile('/proc/self/mountinfo', 'utf8').catch(() => '');
-  return info.split('\n').some((line) => line.split(' ')[4] === dir);
 }
 
 export async function mount(source: string, target: string, opts: MountOptions = {}): Promise<void> {

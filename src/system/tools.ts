@@ -56,7 +56,3 @@ export const TOOLS = {
 } as const satisfies Record<string, { pkg: string; why: string }>;
 
 export type ToolName = keyof typeof TOOLS;
-
-export function isTool(name: string): name is ToolName {
-  return Object.prototype.hasOwnProperty.call(TOOLS, name);
-}

@@ -90,7 +90,7 @@ function context(d: LoopDisk, lookupConfig: Record<string, unknown> = {}) {
     },
     progress: () => undefined,
     signal: new AbortController().signal,
-    options: { kexecEnabled: false },
+    options: {},
     deployState,
   } as unknown as StepContext;
   return { ctx, deployState };

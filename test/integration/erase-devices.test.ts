@@ -89,10 +89,7 @@ function context(allowed: string[], driverInternalInfo: Record<string, unknown>)
     progress: (m) => progress.push(m),
     signal: new AbortController().signal,
     deployState: { partitionUuids: {}, kernelParams: [] },
-    options: {
-      imageDownloadRetries: 0, imageDownloadRetryIntervalSec: 0, imageDownloadTimeoutSec: 0,
-      diskWaitAttempts: 0, diskWaitDelaySec: 0, kexecEnabled: false,
-    },
+    options: { imageDownloadRetries: 0, imageDownloadRetryIntervalSec: 0, imageDownloadTimeoutSec: 0 },
   };
   return { ctx, progress };
 }

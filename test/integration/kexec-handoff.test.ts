@@ -154,7 +154,7 @@ describe('kexec handoff on loop disks (dry runs; the real path with a recorder i
       rootDevice: async () => { throw new Error('the deployed disk comes from deployState'); },
       progress: () => undefined,
       signal: new AbortController().signal,
-      options: { kexecEnabled: false },
+      options: {},
       deployState,
     } as unknown as StepContext;
     const added = (await addKernelParameters.run(ctx, { kernel_params: 'console=ttyS1,115200 nosmt' })) as Record<string, any>;

@@ -180,9 +180,9 @@ describe('mDNS discovery against silent, broken and hostile responders', () => {
     const { outcome, log } = await scenario({ txt }, 20_000);
     expect(outcome.error).toBeUndefined();
     expect(outcome.found?.url).toBe(`http://${ADVERTISED}:6385/api`);
-    expect(outcome.found?.params).toEqual({ 'ipa-debug': 'true', 'ipa-ntp-server': '10.251.0.1' });
+    expect(outcome.found?.params).toEqual({ 'ipa-debug': 'true' });
     expect(outcome.found?.ignoredParams.map((p) => p.split(' ')[0]).sort()).toEqual(
-      ['ipa_agent_token', 'ipa_api_url', 'ipa_collect_lldp', 'ipa_insecure', 'ipa_inspection_callback_url'].sort(),
+      ['ipa_agent_token', 'ipa_api_url', 'ipa_collect_lldp', 'ipa_insecure', 'ipa_inspection_callback_url', 'ipa_ntp_server'].sort(),
     );
     expect(hits(log)).toEqual([{ host: ADVERTISED, port: 6385, url: '/api/' }]);
   }, 60_000);

@@ -145,7 +145,7 @@ describe('conductor URL', () => {
 });
 
 describe('TXT parameter allow-list', () => {
-  it('keeps debug, NTP and a callback to the same conductor; ignores everything else', () => {
+  it('keeps debug and a callback to the same conductor; ignores everything else (NTP too: the agent does not set the clock)', () => {
     const { params, ignored } = allowedParams(
       {
         ipa_debug: 'True',
@@ -161,18 +161,17 @@ describe('TXT parameter allow-list', () => {
     );
     expect(params).toEqual({
       'ipa-debug': 'true',
-      'ipa-ntp-server': 'ntp.example.com',
       'ipa-inspection-callback-url': 'http://[fd00::1]:5050/v1/continue',
     });
-    expect(ignored).toEqual(['ipa_api_url', 'ipa_agent_token', 'ipa_insecure', 'ipa_global_request_id']);
+    expect(ignored).toEqual(['ipa_ntp_server', 'ipa_api_url', 'ipa_agent_token', 'ipa_insecure', 'ipa_global_request_id']);
   });
   it('validates values', () => {
     const { params, ignored } = allowedParams(
-      { ipa_debug: 'maybe', ipa_ntp_server: '10.0.0.1;reboot', ipa_inspection_callback_url: 'http://10.0.0.66/' },
+      { ipa_debug: 'maybe', ipa_inspection_callback_url: 'http://10.0.0.66/' },
       '10.0.0.1',
     );
     expect(params).toEqual({});
-    expect(ignored.map((i) => i.split(' ')[0])).toEqual(['ipa_debug', 'ipa_ntp_server', 'ipa_inspection_callback_url']);
+    expect(ignored.map((i) => i.split(' ')[0])).toEqual(['ipa_debug', 'ipa_inspection_callback_url']);
   });
 });
 

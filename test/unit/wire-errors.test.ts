@@ -107,7 +107,7 @@ function engineFor(phase: StepPhase, setup: Setup = {}): CommandEngine {
         rootDevice: async () => selectRootDevice(disks, rootDeviceHintsOf(p.node)),
         progress: () => undefined,
         signal,
-        options: { imageDownloadRetries: 0, imageDownloadRetryIntervalSec: 0, imageDownloadTimeoutSec: 5, diskWaitAttempts: 1, diskWaitDelaySec: 0, kexecEnabled: false },
+        options: { imageDownloadRetries: 0, imageDownloadRetryIntervalSec: 0, imageDownloadTimeoutSec: 5 },
         deployState: { partitionUuids: {}, kernelParams: [] },
       }),
     }),

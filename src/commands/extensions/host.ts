@@ -14,8 +14,6 @@ export interface HostOptions {
   imageDownloadConnectionRetries: number;
   imageDownloadConnectionRetryInterval: number;
   imageDownloadConnectionTimeout: number;
-  diskWaitAttempts: number;
-  diskWaitDelay: number;
   kexec: boolean;
   insecure?: boolean;
   imageFileDirs?: readonly string[];

@@ -108,13 +108,6 @@ export async function readPartitionTable(device: string): Promise<PartitionTable
   return parseSfdiskJson(r.stdout);
 }
 
-export async function requirePartition(device: string, number: number): Promise<PartitionEntry> {
-  const table = await readPartitionTable(device);
-  const part = table?.partitions.find((p) => p.number === number);
-  if (!part) throw new Error(`partition ${number} not found on ${device}`);
-  return part;
-}
-
 /**
  * Tells the kernel about a changed partition table. Best effort: loop devices
  * without partition scanning refuse this, and callers work with offsets anyway.
