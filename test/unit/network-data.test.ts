@@ -127,7 +127,12 @@ describe('network_data.json is parsed strictly', () => {
     ['not an object', [], /\(top\): must be an object/],
     ['links not a list', { links: {} }, /links: must be a list/],
     ['bad MAC', { links: [{ id: 'l', type: 'phy', ethernet_mac_address: 'zz:00:00:00:00:00' }] }, /links\[0\]\.ethernet_mac_address/],
-    ['missing MAC', { links: [{ id: 'l', type: 'phy' }] }, /ethernet_mac_address: must be a non-empty string/],
+    ['missing MAC', { links: [{ id: 'l', type: 'phy' }] }, /links\[0\]\.ethernet_mac_address: is required$/],
+    ['empty MAC', { links: [{ id: 'l', type: 'phy', ethernet_mac_address: '' }] }, /ethernet_mac_address: must be a non-empty string/],
+    ['vlan without vlan_id', { links: [link, { id: 'v', type: 'vlan', vlan_link: 'l' }] }, /links\[1\]\.vlan_id: is required for a vlan link/],
+    ['route without gateway', { links: [link], networks: [{ type: 'ipv4', link: 'l', ip_address: '192.0.2.1/24', routes: [{ network: '0.0.0.0', netmask: '0.0.0.0' }] }] }, /networks\[0\]\.routes\[0\]\.gateway: is required/],
+    ['network type not a string', { links: [link], networks: [{ type: 4, link: 'l' }] }, /networks\[0\]\.type: unknown network type 4/],
+    ['id too long', { links: [{ ...link, id: 'x'.repeat(256) }] }, /links\[0\]\.id: must be a non-empty string/],
     ['duplicate link id', { links: [link, link] }, /duplicate link id/],
     ['mtu out of range', { links: [{ ...link, mtu: 10 }] }, /mtu: must be an integer/],
     ['vlan id out of range', { links: [link, { id: 'v', type: 'vlan', vlan_link: 'l', vlan_id: 5000 }] }, /vlan_id/],
@@ -161,5 +166,16 @@ describe('network_data.json is parsed strictly', () => {
     });
     expect(d.links[0]).toMatchObject({ mtu: 1500, mac: MAC0 });
     expect(d.networks[0]).toMatchObject({ address: 'fd00::5', prefix: 64 });
+  });
+
+  it('reads a null value as an absent key', () => {
+    const d = parseNetworkData({
+      links: [{ id: 'l', type: 'phy', ethernet_mac_address: MAC0, mtu: null }, { id: 'v', type: 'vlan', vlan_link: 'l', vlan_id: '7', vlan_mac_address: null }],
+      networks: [{ id: 'n', type: 'ipv4', link: 'v', ip_address: '192.0.2.5/24', netmask: null, routes: null, services: null }],
+      services: null,
+    });
+    expect(d.links[1]).toEqual({ id: 'v', kind: 'vlan', type: 'vlan', vlanLink: 'l', vlanId: 7, mtu: undefined });
+    expect(d.networks[0]).toMatchObject({ address: '192.0.2.5', prefix: 24, routes: [], dns: [] });
+    expect(() => parseNetworkData({ links: [{ id: 'l', type: 'phy', ethernet_mac_address: null }] })).toThrow(/ethernet_mac_address: is required/);
   });
 });

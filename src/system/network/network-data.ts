@@ -1,10 +1,13 @@
+import { Type, type Static, type TProperties, type TSchema } from '@sinclair/typebox';
+import { Value, ValueErrorType } from '@sinclair/typebox/value';
 import { hostBitsZero, classifyIp, ipv4Bytes, ipv6Bytes, netmaskToPrefix, normalizeMac } from './addresses.ts';
 
 // OpenStack network_data.json (config drive / Ironic virtual media, the format
 // glean reads in IPA ramdisks) → a validated model → a list of `ip` commands.
 // The parser is strict: anything the agent would act on must have the right
-// type and shape, or the whole document is refused with the offending path.
-// Keys the agent does not act on (network_id, vif_id, ...) are ignored.
+// type and shape (TypeBox schemas below), or the whole document is refused
+// with the offending path. Keys the agent does not act on (network_id,
+// vif_id, ...) are ignored.
 
 export class NetworkDataError extends Error {
   constructor(path: string, problem: string) {
@@ -49,87 +52,129 @@ export interface NetworkData {
   dns: string[];
 }
 
-const NETWORK_TYPES: readonly NdNetworkType[] = [
+const NETWORK_TYPES = [
   'ipv4', 'ipv6', 'ipv4_dhcp', 'ipv6_dhcp', 'ipv6_slaac', 'ipv6_dhcpv6-stateful', 'ipv6_dhcpv6-stateless',
-];
+] as const satisfies readonly NdNetworkType[];
 
-type Obj = Record<string, unknown>;
+// The document's shape, as TypeBox schemas. Each carries the words an error
+// about it uses (`problem`; `missing` when the key is absent and that needs
+// more than "is required"). What a schema cannot say (an IP address of the
+// right family, a contiguous netmask, a MAC, references between links) is
+// checked in code once the shape is right.
+const Text = Type.String({ minLength: 1, maxLength: 255, problem: 'must be a non-empty string' });
+const Int = (minimum: number, maximum: number, missing?: string) =>
+  Type.Integer({ minimum, maximum, problem: `must be an integer between ${minimum} and ${maximum}`, missing });
+const List = <T extends TSchema>(item: T) => Type.Array(item, { problem: 'must be a list' });
+const Obj = <P extends TProperties>(properties: P) => Type.Object(properties, { problem: 'must be an object' });
 
-function isObj(v: unknown): v is Obj {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
+/** Services are read only for `type: dns` entries, whose address is checked in code. */
+const Service = Obj({ type: Type.Optional(Type.Unknown()), address: Type.Optional(Type.Unknown()) });
+const Services = Type.Optional(List(Service));
+const Document = Obj({
+  links: Type.Optional(List(Type.Unknown())),
+  networks: Type.Optional(List(Type.Unknown())),
+  services: Services,
+});
+const Link = Obj({ id: Text, type: Text, mtu: Type.Optional(Int(68, 65535)) });
+const VlanLink = Obj({
+  vlan_link: Text,
+  vlan_id: Int(1, 4094, 'is required for a vlan link'),
+  vlan_mac_address: Type.Optional(Text),
+  ethernet_mac_address: Type.Optional(Text),
+});
+const BondLink = Obj({ bond_links: Type.Optional(List(Text)) });
+const PhysicalLink = Obj({ ethernet_mac_address: Text });
+const Network = Obj({
+  id: Type.Optional(Type.Unknown()),
+  type: Type.Union(NETWORK_TYPES.map((t) => Type.Literal(t)), { problem: 'unknown network type {value}' }),
+  link: Text,
+  services: Services,
+});
+const StaticNetwork = Obj({
+  ip_address: Text,
+  netmask: Type.Optional(Text),
+  routes: Type.Optional(List(Obj({ network: Text, netmask: Text, gateway: Text }))),
+});
 
-function obj(v: unknown, path: string): Obj {
-  if (!isObj(v)) throw new NetworkDataError(path, 'must be an object');
-  return v;
-}
-
-function arr(v: unknown, path: string): unknown[] {
-  if (v === undefined || v === null) return [];
-  if (!Array.isArray(v)) throw new NetworkDataError(path, 'must be a list');
-  return v;
-}
-
-function str(v: unknown, path: string): string {
-  if (typeof v !== 'string' || v.length === 0 || v.length > 255) throw new NetworkDataError(path, 'must be a non-empty string');
-  return v;
-}
-
-function optInt(v: unknown, path: string, min: number, max: number): number | undefined {
-  if (v === undefined || v === null) return undefined;
-  const n = typeof v === 'string' && /^\d+$/.test(v) ? Number(v) : v;
-  if (typeof n !== 'number' || !Number.isInteger(n) || n < min || n > max) {
-    throw new NetworkDataError(path, `must be an integer between ${min} and ${max}`);
+/** `/links/0/mtu` under `base` → `links[0].mtu`. */
+function readablePath(base: string, pointer: string): string {
+  let out = base;
+  for (const raw of pointer.split('/').slice(1)) {
+    const key = raw.replace(/~1/g, '/').replace(/~0/g, '~');
+    out += /^\d+$/.test(key) ? `[${key}]` : `${out ? '.' : ''}${key}`;
   }
-  return n;
+  return out || '(top)';
 }
 
-function ipOf(family: 4 | 6, v: unknown, path: string): string {
-  const s = str(v, path);
-  const ok = family === 4 ? ipv4Bytes(s) : ipv6Bytes(s);
-  if (!ok) throw new NetworkDataError(path, `must be an IPv${family} address`);
-  return s;
+/** `value` if it has the schema's shape; else the first thing wrong with it, in the schema's words. */
+function check<T extends TSchema>(schema: T, value: unknown, base: string): Static<T> {
+  if (Value.Check(schema, value)) return value;
+  const error = Value.Errors(schema, value).First()!;
+  const words = error.schema as { problem?: string; missing?: string };
+  const problem =
+    error.type === ValueErrorType.ObjectRequiredProperty
+      ? (words.missing ?? 'is required')
+      : (words.problem ?? error.message).replace('{value}', JSON.stringify(error.value));
+  throw new NetworkDataError(readablePath(base, error.path), problem);
 }
 
-function anyIp(v: unknown, path: string): string {
-  const s = str(v, path);
-  const cls = classifyIp(s);
-  if (cls === undefined || cls === 'unspecified' || cls === 'multicast' || cls === 'broadcast') {
-    throw new NetworkDataError(path, 'must be a unicast IP address');
+/**
+ * What OpenStack writes loosely, made exact before the check: a key whose
+ * value is null is absent, and the integers it writes as digit strings
+ * ("mtu": "1500") are numbers.
+ */
+const DIGIT_STRING_KEYS = new Set(['mtu', 'vlan_id']);
+function normalized(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(normalized);
+  if (typeof value !== 'object' || value === null) return value;
+  const out: Record<string, unknown> = {};
+  for (const [key, v] of Object.entries(value)) {
+    if (v === null) continue;
+    out[key] = DIGIT_STRING_KEYS.has(key) && typeof v === 'string' && /^\d+$/.test(v) ? Number(v) : normalized(v);
   }
-  return s;
+  return out;
+}
+
+function ipOf(family: 4 | 6, text: string | undefined, path: string): string {
+  if (!text) throw new NetworkDataError(path, 'must be a non-empty string');
+  if (!(family === 4 ? ipv4Bytes(text) : ipv6Bytes(text))) throw new NetworkDataError(path, `must be an IPv${family} address`);
+  return text;
+}
+
+function macOf(text: string, path: string): string {
+  const mac = normalizeMac(text);
+  if (!mac) throw new NetworkDataError(path, 'must be a MAC address');
+  return mac;
+}
+
+function dnsServers(services: Static<typeof Service>[] | undefined, path: string): string[] {
+  const out: string[] = [];
+  (services ?? []).forEach((s, i) => {
+    if (s.type !== 'dns') return;
+    const address = check(Text, s.address, `${path}[${i}].address`);
+    const cls = classifyIp(address);
+    if (cls === undefined || cls === 'unspecified' || cls === 'multicast' || cls === 'broadcast') {
+      throw new NetworkDataError(`${path}[${i}].address`, 'must be a unicast IP address');
+    }
+    out.push(address);
+  });
+  return out;
 }
 
 function parseLink(raw: unknown, path: string): NdLink {
-  const o = obj(raw, path);
-  const id = str(o.id, `${path}.id`);
-  const type = str(o.type, `${path}.type`);
-  const mtu = optInt(o.mtu, `${path}.mtu`, 68, 65535);
+  const { id, type, mtu } = check(Link, raw, path);
   if (type === 'vlan') {
-    const vlanLink = str(o.vlan_link, `${path}.vlan_link`);
-    const vlanId = optInt(o.vlan_id, `${path}.vlan_id`, 1, 4094);
-    if (vlanId === undefined) throw new NetworkDataError(`${path}.vlan_id`, 'is required for a vlan link');
-    const macRaw = o.vlan_mac_address ?? o.ethernet_mac_address;
-    const mac = macRaw === undefined || macRaw === null ? undefined : normalizeMac(str(macRaw, `${path}.vlan_mac_address`));
-    if (macRaw !== undefined && macRaw !== null && mac === undefined) throw new NetworkDataError(`${path}.vlan_mac_address`, 'must be a MAC address');
-    return { id, kind: 'vlan', type, mtu, vlanLink, vlanId, ...(mac ? { mac } : {}) };
+    const o = check(VlanLink, raw, path);
+    const macText = o.vlan_mac_address ?? o.ethernet_mac_address;
+    const mac = macText === undefined ? undefined : macOf(macText, `${path}.vlan_mac_address`);
+    return { id, kind: 'vlan', type, mtu, vlanLink: o.vlan_link, vlanId: o.vlan_id, ...(mac ? { mac } : {}) };
   }
   if (type === 'bond') {
-    arr(o.bond_links, `${path}.bond_links`).forEach((l, i) => str(l, `${path}.bond_links[${i}]`));
+    check(BondLink, raw, path);
     return { id, kind: 'bond', type, mtu };
   }
-  const mac = normalizeMac(str(o.ethernet_mac_address, `${path}.ethernet_mac_address`));
-  if (!mac) throw new NetworkDataError(`${path}.ethernet_mac_address`, 'must be a MAC address');
+  const mac = macOf(check(PhysicalLink, raw, path).ethernet_mac_address, `${path}.ethernet_mac_address`);
   return { id, kind: 'physical', type, mac, mtu };
-}
-
-function parseDnsServices(raw: unknown, path: string): string[] {
-  const out: string[] = [];
-  arr(raw, path).forEach((s, i) => {
-    const o = obj(s, `${path}[${i}]`);
-    if (o.type === 'dns') out.push(anyIp(o.address, `${path}[${i}].address`));
-  });
-  return out;
 }
 
 /** A netmask in the family's notation (or a bare prefix length) → prefix length. */
@@ -141,9 +186,8 @@ function maskToPrefix(mask: string, family: 4 | 6): number | undefined {
 }
 
 /** "addr/len" or addr + netmask → [address, prefix]. */
-function addressAndPrefix(o: Obj, family: 4 | 6, path: string): [string, number] {
-  const text = str(o.ip_address, `${path}.ip_address`);
-  const [addrText, lenText, ...rest] = text.split('/');
+function addressAndPrefix(o: Static<typeof StaticNetwork>, family: 4 | 6, path: string): [string, number] {
+  const [addrText, lenText, ...rest] = o.ip_address.split('/');
   if (rest.length > 0) throw new NetworkDataError(`${path}.ip_address`, 'has more than one "/"');
   const address = ipOf(family, addrText, `${path}.ip_address`);
   const max = family === 4 ? 32 : 128;
@@ -152,9 +196,8 @@ function addressAndPrefix(o: Obj, family: 4 | 6, path: string): [string, number]
     if (!/^\d{1,3}$/.test(lenText) || Number(lenText) > max) throw new NetworkDataError(`${path}.ip_address`, 'has a bad prefix length');
     prefix = Number(lenText);
   }
-  if (o.netmask !== undefined && o.netmask !== null) {
-    const maskText = str(o.netmask, `${path}.netmask`);
-    const fromMask = maskToPrefix(maskText, family);
+  if (o.netmask !== undefined) {
+    const fromMask = maskToPrefix(o.netmask, family);
     if (fromMask === undefined) throw new NetworkDataError(`${path}.netmask`, `must be a contiguous IPv${family} netmask`);
     if (prefix !== undefined && prefix !== fromMask) throw new NetworkDataError(`${path}.netmask`, 'contradicts the prefix length in ip_address');
     prefix = fromMask;
@@ -163,34 +206,31 @@ function addressAndPrefix(o: Obj, family: 4 | 6, path: string): [string, number]
   return [address, prefix];
 }
 
-function parseRoute(raw: unknown, family: 4 | 6, path: string): NdRoute {
-  const o = obj(raw, path);
-  const network = ipOf(family, o.network, `${path}.network`);
-  const maskText = str(o.netmask, `${path}.netmask`);
-  const prefix = maskToPrefix(maskText, family);
+function parseRoute(r: { network: string; netmask: string; gateway: string }, family: 4 | 6, path: string): NdRoute {
+  const network = ipOf(family, r.network, `${path}.network`);
+  const prefix = maskToPrefix(r.netmask, family);
   if (prefix === undefined) throw new NetworkDataError(`${path}.netmask`, 'must be a contiguous netmask');
   if (!hostBitsZero(network, prefix)) throw new NetworkDataError(`${path}.network`, `has host bits set for /${prefix}`);
-  const gateway = ipOf(family, o.gateway, `${path}.gateway`);
+  const gateway = ipOf(family, r.gateway, `${path}.gateway`);
   return { network, prefix, gateway };
 }
 
 function parseNetwork(raw: unknown, path: string): NdNetwork {
-  const o = obj(raw, path);
-  const id = typeof o.id === 'string' ? o.id : path;
-  const type = str(o.type, `${path}.type`) as NdNetworkType;
-  if (!NETWORK_TYPES.includes(type)) throw new NetworkDataError(`${path}.type`, `unknown network type ${JSON.stringify(type)}`);
-  const link = str(o.link, `${path}.link`);
-  const dns = parseDnsServices(o.services, `${path}.services`);
+  const n = check(Network, raw, path);
+  const id = typeof n.id === 'string' ? n.id : path;
+  const { type, link } = n;
+  const dns = dnsServers(n.services, `${path}.services`);
   if (type !== 'ipv4' && type !== 'ipv6') return { id, type, link, routes: [], dns };
   const family = type === 'ipv4' ? 4 : 6;
+  const o = check(StaticNetwork, raw, path);
   const [address, prefix] = addressAndPrefix(o, family, path);
-  const routes = arr(o.routes, `${path}.routes`).map((r, i) => parseRoute(r, family, `${path}.routes[${i}]`));
+  const routes = (o.routes ?? []).map((r, i) => parseRoute(r, family, `${path}.routes[${i}]`));
   return { id, type, link, address, prefix, routes, dns };
 }
 
 export function parseNetworkData(doc: unknown): NetworkData {
-  const o = obj(doc, '(top)');
-  const links = arr(o.links, 'links').map((l, i) => parseLink(l, `links[${i}]`));
+  const o = check(Document, normalized(doc), '');
+  const links = (o.links ?? []).map((l, i) => parseLink(l, `links[${i}]`));
   const ids = new Set<string>();
   links.forEach((l, i) => {
     if (ids.has(l.id)) throw new NetworkDataError(`links[${i}].id`, `duplicate link id ${JSON.stringify(l.id)}`);
@@ -199,11 +239,11 @@ export function parseNetworkData(doc: unknown): NetworkData {
   links.forEach((l, i) => {
     if (l.kind === 'vlan' && !ids.has(l.vlanLink!)) throw new NetworkDataError(`links[${i}].vlan_link`, 'names no link');
   });
-  const networks = arr(o.networks, 'networks').map((n, i) => parseNetwork(n, `networks[${i}]`));
+  const networks = (o.networks ?? []).map((n, i) => parseNetwork(n, `networks[${i}]`));
   networks.forEach((n, i) => {
     if (!ids.has(n.link)) throw new NetworkDataError(`networks[${i}].link`, `names no link (${JSON.stringify(n.link)})`);
   });
-  return { links, networks, dns: parseDnsServices(o.services, 'services') };
+  return { links, networks, dns: dnsServers(o.services, 'services') };
 }
 
 /** A NIC as the planner needs it. */
