@@ -22,7 +22,8 @@
 // Besides the order: no import cycles (type-only imports count: they are still
 // knowledge of the other module); a step does not import another step (only
 // steps/index.ts and steps/registry.ts gather them, and steps/types.ts is shared);
-// product code never imports tests or tools.
+// product code never imports tests or tools; a folder with an index.ts is entered
+// from other folders through that index.ts only.
 //
 // Violations that existed when the checker came and could not be fixed yet are
 // listed in .dependency-cruiser-known-violations.json and ignored (--ignore-known);
@@ -84,6 +85,22 @@ const layerRules = LAYERS.slice(0, -1).map((layer, i) => ({
   to: layersAbove(i),
 }));
 
+// A folder with an index.ts shows the rest of the code that face only: files
+// outside the folder import index.ts, not the files behind it, so what the
+// folder offers is written in one place and its insides can change freely.
+const esc = (s) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+const faceRules = ['src', 'steps']
+  .flatMap((d) => listSources(path.join(root, d)).map((f) => path.relative(root, f).split(path.sep).join('/')))
+  .filter((f) => f.endsWith('/index.ts'))
+  .map((f) => path.posix.dirname(f))
+  .map((dir) => ({
+    name: 'import-folders-through-their-index',
+    severity: 'error',
+    comment: `${dir}/index.ts is the face of ${dir}/: other folders import it, not the files behind it.`,
+    from: { pathNot: `^${esc(dir)}/` },
+    to: { path: `^${esc(dir)}/`, pathNot: `^${esc(dir)}/index\\.ts$` },
+  }));
+
 module.exports = {
   forbidden: [
     {
@@ -122,6 +139,7 @@ module.exports = {
       from: { path: '^steps/', pathNot: '^steps/(index|registry)\\.ts$' },
       to: { path: '^steps/', pathNot: '^steps/types\\.ts$' },
     },
+    ...faceRules,
     {
       name: 'product-does-not-import-tests-or-tools',
       severity: 'error',

@@ -5,7 +5,7 @@ import { generateSelfSigned, loadTls, type TlsMaterial } from './api/tls.ts';
 import { TokenKeeper, type TokenOffer } from './api/token.ts';
 import { CommandEngine } from './commands/engine.ts';
 import { registerExtensions } from './commands/extensions/index.ts';
-import type { CommandHost } from './commands/extensions/host.ts';
+import type { CommandHost } from './commands/extensions/index.ts';
 import { withOverrides, type AgentConfig } from './config.ts';
 import { hostForUrl, localAddressTowards, lookupMacs } from './conductor/addresses.ts';
 import { ConductorClient, type LookupResult } from './conductor/client.ts';
@@ -19,9 +19,8 @@ import { HardwareView } from './hardware-view.ts';
 import { log, setDebug } from './log.ts';
 import { Guard, runningInRamdisk } from './system/safety.ts';
 import { AGENT_VERSION } from './version.ts';
-import { ALL_STEPS } from '../steps/index.ts';
-import { StepRegistry } from '../steps/registry.ts';
-import type { DeployState } from '../steps/types.ts';
+import { ALL_STEPS, StepRegistry } from '../steps/index.ts';
+import type { DeployState } from './base/deploy-state.ts';
 
 // The lifecycle: discover -> serve -> lookup -> heartbeat -> (hand off).
 // The agent owns the node identity, the token and the status message; the

@@ -4,7 +4,7 @@ import { onPath } from './hardware/sysfs.ts';
 import { rootDeviceHintsOf, selectRootDevice } from './hardware/root-device-hints.ts';
 import type { BlockDevice } from './hardware/types.ts';
 import type { Guard } from './system/safety.ts';
-import type { HardwareFacts } from '../steps/types.ts';
+import type { HardwareFacts } from '../steps/index.ts';
 
 // The agent's view of the machine: the disks it may touch (all of them in a
 // ramdisk, the allowed ones elsewhere), the root device for a node, and the

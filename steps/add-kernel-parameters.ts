@@ -1,7 +1,14 @@
 import { Type } from '@sinclair/typebox';
 import { InvalidCommandParamsError } from '../src/commands/errors.ts';
-import { applyKernelParams, InvalidKernelParamsError, kernelParamsArg } from '../src/system/bootloader/kernel-params.ts';
-import { findDeployedRoot, findGrubTools, grubMkconfig, withDeployedRoot } from '../src/system/bootloader/grub.ts';
+import {
+  applyKernelParams,
+  findDeployedRoot,
+  findGrubTools,
+  grubMkconfig,
+  InvalidKernelParamsError,
+  kernelParamsArg,
+  withDeployedRoot,
+} from '../src/system/bootloader/index.ts';
 import type { StepDescriptor } from './types.ts';
 
 // Custom kernel parameters for the deployed OS: remembered for a later

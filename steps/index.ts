@@ -12,6 +12,10 @@ import { step as writeImage } from './write-image.ts';
 import { step as kexecHandoff } from './kexec-handoff.ts';
 import { step as addKernelParameters } from './add-kernel-parameters.ts';
 
+// The face of steps/ for the rest of the agent: the steps, their registry and their types.
+export { StepRegistry, HARDWARE_MANAGER, hardwareManagerVersions } from './registry.ts';
+export type { HardwareFacts, StepContext, StepPhase } from './types.ts';
+
 // Every step the agent offers. Adding a step: one file in steps/, one line here.
 export const ALL_STEPS: readonly StepDescriptor[] = [
   writeImage,

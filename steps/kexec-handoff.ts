@@ -1,6 +1,6 @@
 import { Type } from '@sinclair/typebox';
 import { InvalidCommandParamsError } from '../src/commands/errors.ts';
-import { InvalidKernelParamsError, kernelParamsArg } from '../src/system/bootloader/kernel-params.ts';
+import { InvalidKernelParamsError, kernelParamsArg } from '../src/system/bootloader/index.ts';
 import { armKexec, prepareKexec } from '../src/system/kexec/index.ts';
 import type { StepDescriptor } from './types.ts';
 

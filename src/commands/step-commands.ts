@@ -1,7 +1,6 @@
 import { Type } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
-import { HARDWARE_MANAGER, hardwareManagerVersions, type StepRegistry } from '../../steps/registry.ts';
-import type { HardwareFacts, StepContext, StepPhase } from '../../steps/types.ts';
+import { HARDWARE_MANAGER, hardwareManagerVersions, type HardwareFacts, type StepContext, type StepPhase, type StepRegistry } from '../../steps/index.ts';
 import { CleaningError, DeploymentError, InvalidCommandParamsError, ServicingError, type AgentError } from './wire-errors.ts';
 import { StatusOutcome, type CommandSpec } from './engine.ts';
 

@@ -8,7 +8,7 @@ import {
   InvalidArgumentsError,
 } from '../base/errors.ts';
 import { BurninConfigError } from '../hardware/burnin.ts';
-import * as image from '../io/errors.ts';
+import * as image from '../io/index.ts';
 
 // IPA's error classes as the wire sees them, and the one table that maps the
 // domain errors thrown below (src/base/errors.ts, src/io/errors.ts) onto them.

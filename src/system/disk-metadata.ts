@@ -1,6 +1,6 @@
 import { open } from 'node:fs/promises';
 import { output, run } from './exec.ts';
-import { deviceSize } from './partitions/table.ts';
+import { deviceSize } from './partitions/index.ts';
 import type { Guard } from './safety.ts';
 
 // Removes what makes a disk look used: partition tables (MBR, GPT and its

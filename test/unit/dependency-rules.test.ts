@@ -79,6 +79,11 @@ describe('the layering checker', { timeout: 120_000 }, () => {
         // Product code importing a test helper.
         'src/system/uses-test.ts': "import { helper } from '../../test/helpers/h.ts';\nexport const u = helper;\n",
         'test/helpers/h.ts': 'export const helper = 1;\n',
+        // A folder with a face (index.ts) entered from outside through a file behind it.
+        'src/system/partitions/index.ts': "export { table } from './table.ts';\n",
+        'src/system/partitions/table.ts': 'export const table = 1;\n',
+        'src/system/behind-face.ts': "import { table } from './partitions/table.ts';\nexport const b = table;\n",
+        'src/system/through-face.ts': "import { table } from './partitions/index.ts';\nexport const t = table;\n",
       }),
     );
     expect(r.ok).toBe(false);
@@ -91,8 +96,10 @@ describe('the layering checker', { timeout: 120_000 }, () => {
         'error config-read-by-agent-only: src/hardware/tuning.ts → src/config.ts',
         'error api-and-conductor-apart: src/api/lookup.ts → src/conductor/client.ts',
         'error product-does-not-import-tests-or-tools: src/system/uses-test.ts → test/helpers/h.ts',
+        'error import-folders-through-their-index: src/system/behind-face.ts → src/system/partitions/table.ts',
       ]),
     );
+    expect(r.output).not.toMatch(/through-face\.ts/);
     expect(r.output).toMatch(/error no-circular: src\/system\/(p|q)\.ts →/);
   });
 

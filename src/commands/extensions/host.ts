@@ -1,8 +1,7 @@
 import type { DeployState } from '../../base/deploy-state.ts';
 import type { BlockDevice } from '../../hardware/types.ts';
 import type { Guard } from '../../system/safety.ts';
-import type { StepRegistry } from '../../../steps/registry.ts';
-import type { HardwareFacts } from '../../../steps/types.ts';
+import type { HardwareFacts, StepRegistry } from '../../../steps/index.ts';
 
 // What the extensions need from the agent that hosts them, declared here so
 // that commands/ does not import agent.ts (the agent imports commands/, and

@@ -3,7 +3,7 @@ import { log } from '../../log.ts';
 import { installBootloader } from '../../system/bootloader/index.ts';
 import { SafetyError, type Guard } from '../../system/safety.ts';
 import type { BlockDevice } from '../../hardware/types.ts';
-import type { DeployState } from '../../../steps/types.ts';
+import type { DeployState } from '../../base/deploy-state.ts';
 import { BootloaderInstallError } from '../wire-errors.ts';
 import type { CommandSpec } from '../engine.ts';
 

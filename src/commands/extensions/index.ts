@@ -1,5 +1,5 @@
 import { log } from '../../log.ts';
-import type { StepContext } from '../../../steps/types.ts';
+import type { StepContext } from '../../../steps/index.ts';
 import type { CommandEngine } from '../engine.ts';
 import { stepCommands } from '../step-commands.ts';
 import { logCommands } from './log.ts';
@@ -9,6 +9,8 @@ import { unsupported } from './unsupported.ts';
 import { systemCommands } from './system.ts';
 import { runImageHandoff } from '../../system/kexec/index.ts';
 import type { CommandHost } from './host.ts';
+
+export type { CommandHost, HostHardware, HostOptions } from './host.ts';
 
 /** Builds the context a step runs in, from the node Ironic sent with the command. */
 export function stepContext(agent: CommandHost, node: Record<string, any>, ports: Array<Record<string, any>>, signal: AbortSignal): StepContext {

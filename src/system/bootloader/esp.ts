@@ -3,8 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { run, type RunOptions } from '../exec.ts';
 import type { Guard } from '../safety.ts';
-import { probePartitionFilesystem } from '../partitions/probe.ts';
-import { readPartitionTable, type PartitionEntry } from '../partitions/table.ts';
+import { probePartitionFilesystem, readPartitionTable, type PartitionEntry } from '../partitions/index.ts';
 
 // The EFI system partition, read and written with mtools at its byte offset
 // on the whole disk: no mount, no partition node, no vfat kernel module (the

@@ -3,9 +3,7 @@ import { run } from '../exec.ts';
 import { log } from '../../log.ts';
 import type { Guard } from '../safety.ts';
 import { withChrootMounts, withMount, type MountOptions } from '../mounts.ts';
-import { withPartitionDevice } from '../partitions/device.ts';
-import { probePartitionFilesystem } from '../partitions/probe.ts';
-import { readPartitionTable, type PartitionEntry } from '../partitions/table.ts';
+import { withPartitionDevice, probePartitionFilesystem, readPartitionTable, type PartitionEntry } from '../partitions/index.ts';
 import { existsInImage, mkdirInImage, readImageFile } from '../image-root.ts';
 
 // The deployed OS's own GRUB, run in a chroot of its root filesystem: the

@@ -1,9 +1,7 @@
 import { splitKernelCmdline } from '../../base/kernel-cmdline.ts';
 import { log } from '../../log.ts';
 import type { Guard } from '../safety.ts';
-import { readPartitionTable } from '../partitions/table.ts';
-import { probePartitionFilesystem } from '../partitions/probe.ts';
-import { partitionPath } from '../partitions/table.ts';
+import { readPartitionTable, probePartitionFilesystem, partitionPath } from '../partitions/index.ts';
 import { findEsp } from './esp.ts';
 import {
   BootloaderError,
@@ -21,8 +19,9 @@ import { populateEspWithGrub, registerEfiLoaders, type UefiResult } from './uefi
 // efi_system_part_uuid (partition images in UEFI mode), prep_boot_part_uuid
 // (ppc64) and target_boot_mode.
 
-export { BootloaderError } from './grub.ts';
+export { BootloaderError, findDeployedRoot, findGrubTools, grubMkconfig, withDeployedRoot } from './grub.ts';
 export { EspNotFoundError } from './esp.ts';
+export { applyKernelParams, InvalidKernelParamsError, kernelParamsArg } from './kernel-params.ts';
 
 export interface InstallBootloaderOptions {
   device: string;

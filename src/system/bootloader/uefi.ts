@@ -1,7 +1,6 @@
 import { log } from '../../log.ts';
 import type { Guard } from '../safety.ts';
-import { withPartitionDevice } from '../partitions/device.ts';
-import type { PartitionEntry } from '../partitions/table.ts';
+import { withPartitionDevice, type PartitionEntry, probePartitionFilesystem } from '../partitions/index.ts';
 import { applyBootEntries, type BootEntryPlan } from './efibootmgr.ts';
 import {
   chooseLoaderWithoutCsv,
@@ -16,7 +15,6 @@ import { EspFs } from './esp.ts';
 import { findGrubTools, grubInstallEfi, grubMkconfig, osId, withDeployedRoot } from './grub.ts';
 import { applyKernelParams } from './kernel-params.ts';
 import { ensureEspInFstab } from './fstab.ts';
-import { probePartitionFilesystem } from '../partitions/probe.ts';
 import { mkdirInImage } from '../image-root.ts';
 
 // UEFI: register the deployed OS's loader (shim or grub) in NVRAM and make

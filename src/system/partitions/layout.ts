@@ -3,7 +3,7 @@ import { run, type RunOptions } from '../exec.ts';
 import { log } from '../../log.ts';
 import type { Guard } from '../safety.ts';
 import type { ToolName } from '../tools.ts';
-import { decodeConfigDrive, type DecodedConfigDrive } from '../configdrive.ts';
+import { decodeConfigDrive, type DecodedConfigDrive } from '../configdrive-decode.ts';
 import { withPartitionDevice } from './device.ts';
 import {
   LayoutError,
