@@ -36,7 +36,8 @@ export const step: StepDescriptor = {
   abortable: false,
   rebootRequested: false,
   description:
-    'Adds kernel parameters to the deployed OS (etc/default/grub and grub.cfg, BLS entries) and to a later kexec handoff. Run it after write_image (deploy template priority below 80).',
+    'Adds kernel parameters to the deployed OS (etc/default/grub and grub.cfg, BLS entries) and to a later kexec handoff. ' +
+      'Run it after write_image (deploy template priority below 80).',
   argsinfo: {
     kernel_params: {
       description: 'Kernel parameters to add (string or list): name or name=value, value optionally in double quotes',

@@ -8,7 +8,9 @@ export const step: StepDescriptor = {
   priority: { clean: 0, service: 0 },
   abortable: true,
   rebootRequested: false,
-  description: 'fio read/write with crc32c verification on every disk, agent_burnin_fio_disk_loops loops (default 4) or agent_burnin_fio_disk_runtime seconds.',
+  description:
+    'fio read/write with crc32c verification on every disk, ' +
+    'agent_burnin_fio_disk_loops loops (default 4) or agent_burnin_fio_disk_runtime seconds.',
   appliesTo: { tools: ['fio'] },
   async run(ctx) {
     await burninDisk(ctx.node.driver_info ?? {}, await ctx.disks(), ctx.guard, ctx.signal);

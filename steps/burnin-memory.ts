@@ -8,7 +8,9 @@ export const step: StepDescriptor = {
   priority: { clean: 0, service: 0 },
   abortable: true,
   rebootRequested: false,
-  description: 'stress-ng vm stressor: agent_burnin_vm_vm workers over agent_burnin_vm_vm-bytes (default 98%) for agent_burnin_vm_timeout seconds.',
+  description:
+    'stress-ng vm stressor: agent_burnin_vm_vm workers over agent_burnin_vm_vm-bytes (default 98%) ' +
+    'for agent_burnin_vm_timeout seconds.',
   appliesTo: { tools: ['stress-ng'] },
   async run(ctx) {
     await burninMemory(ctx.node.driver_info ?? {}, ctx.signal);

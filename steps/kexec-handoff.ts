@@ -21,7 +21,9 @@ export const step: StepDescriptor = {
   abortable: false,
   rebootRequested: false,
   description:
-    'Finds the deployed OS\'s kernel, initrd and command line (grub.cfg default entry, BLS entries, /boot/vmlinuz links), stages and loads them with kexec, and makes the deploy\'s final standby.run_image a kexec into the deployed OS instead of a reboot (dry run outside a ramdisk).',
+    "Finds the deployed OS's kernel, initrd and command line (grub.cfg default entry, BLS entries, /boot/vmlinuz links), " +
+      "stages and loads them with kexec, and makes the deploy's final standby.run_image a kexec into the deployed OS " +
+      'instead of a reboot (dry run outside a ramdisk).',
   appliesTo: { tools: ['kexec'], note: 'ends the deploy without a reboot only with the agent power interface (run_image)' },
   argsinfo: {
     kernel_params: {

@@ -115,9 +115,10 @@ export function stepMatrixMarkdown(registry: StepRegistry): string {
     const args = Object.entries(s.argsinfo ?? {})
       .map(([k, v]) => `\`${k}\`${v.required ? ' (required)' : ''}`)
       .join(', ');
-    lines.push(
-      `| \`${s.name}\` | ${s.interface} | ${cell(s.priority.clean)} | ${cell(s.priority.deploy)} | ${cell(s.priority.service)} | ${s.abortable ? 'yes' : 'no'} | ${applies} | ${args || '—'} | ${s.description} |`,
-    );
+    const { clean, deploy, service } = s.priority;
+    const row = [`\`${s.name}\``, s.interface, cell(clean), cell(deploy), cell(service)];
+    row.push(s.abortable ? 'yes' : 'no', applies, args || '—', s.description);
+    lines.push(`| ${row.join(' | ')} |`);
   }
   return lines.join('\n') + '\n';
 }

@@ -16,7 +16,8 @@ export const step: StepDescriptor = {
   abortable: true,
   rebootRequested: false,
   description:
-    'Read-only: reads the whole root device once and reports its size, sha256 and read speed; fails on the first read error. Never writes, so it is safe on an active node.',
+    'Read-only: reads the whole root device once and reports its size, sha256 and read speed; ' +
+      'fails on the first read error. Never writes, so it is safe on an active node.',
   async run(ctx) {
     const root = await ctx.rootDevice();
     const started = Date.now();

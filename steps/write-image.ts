@@ -53,7 +53,10 @@ async function verifiedChecksum(ctx: StepContext, req: io.WriteImageRequest): Pr
   if (!expected || ctx.lookupConfig.agent_md5_checksum_enable !== false) return req;
   const resolved = expected.algoFromLength ? await io.resolveChecksum(expected, req.urls[0] ?? '', req) : expected;
   if (resolved?.algo === 'md5') {
-    throw new ChecksumNotAllowedError('MD5 support is disabled by the conductor (agent_md5_checksum_enable is false): give a sha256 or sha512 checksum (image_os_hash_algo/image_os_hash_value)');
+    throw new ChecksumNotAllowedError(
+      'MD5 support is disabled by the conductor (agent_md5_checksum_enable is false): ' +
+        'give a sha256 or sha512 checksum (image_os_hash_algo/image_os_hash_value)',
+    );
   }
   return { ...req, checksum: resolved };
 }
@@ -94,7 +97,8 @@ async function writePartitionImage(ctx: StepContext, info: Record<string, any>, 
   const result = await withPartitionDevice(device, root, (part) =>
     io.writeImage({ ...base, device: part, deviceSize: layout.root.size }),
   );
-  ctx.deployState.partitionUuids = { ...(await getPartitionUuids(device, { type: 'partition', layout, cpuArch: ctx.node.properties?.cpu_arch })) };
+  const uuids = await getPartitionUuids(device, { type: 'partition', layout, cpuArch: ctx.node.properties?.cpu_arch });
+  ctx.deployState.partitionUuids = { ...uuids };
   return { image: result, layout };
 }
 
@@ -105,10 +109,15 @@ export const step: StepDescriptor = {
   abortable: false,
   rebootRequested: false,
   description:
-    'Streams the image onto the root device (raw, compressed raw, qcow2; whole disk or partition image), verifies its checksum in the same pass, then writes the config drive.',
+    'Streams the image onto the root device (raw, compressed raw, qcow2; whole disk or partition image), ' +
+      'verifies its checksum in the same pass, then writes the config drive.',
   argsinfo: {
     image_info: { description: 'Image to write (sent by Ironic\'s write_image step)', required: true, schema: ImageInfo },
-    configdrive: { description: 'Config drive: gzip+base64 image or URL', required: false, schema: Type.Union([Type.String(), Type.Null()]) },
+    configdrive: {
+      description: 'Config drive: gzip+base64 image or URL',
+      required: false,
+      schema: Type.Union([Type.String(), Type.Null()]),
+    },
   },
   async run(ctx, args) {
     const info = args.image_info as Record<string, any>;
@@ -124,7 +133,10 @@ export const step: StepDescriptor = {
     ctx.deployState.rootDevice = root.name;
     ctx.deployState.isWholeDisk = !partition;
     const r = out.image;
-    ctx.progress(`write_image: done, ${Math.round(r.bytesWritten / MiB)} MiB in ${(r.durationMs / 1000).toFixed(1)} s, ${r.checksum.algo} ${r.checksumVerified ? 'verified' : 'computed'}`);
+    const seconds = (r.durationMs / 1000).toFixed(1);
+    ctx.progress(
+      `write_image: done, ${Math.round(r.bytesWritten / MiB)} MiB in ${seconds} s, ${r.checksum.algo} ${r.checksumVerified ? 'verified' : 'computed'}`,
+    );
     return { device: root.name, ...out, partition_uuids: ctx.deployState.partitionUuids };
   },
 };

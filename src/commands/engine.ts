@@ -164,13 +164,17 @@ export class CommandEngine extends EventEmitter<{ finished: [result: CommandResu
     } catch (err) {
       result.command_status = 'FAILED';
       result.command_error = redactWireError(toWireError(err, spec.failureClass));
-      if (result.command_error.type === InvalidCommandParamsError.name) log.warn({ command: fullName, err: result.command_error.details }, 'invalid parameters');
+      if (result.command_error.type === InvalidCommandParamsError.name) {
+        log.warn({ command: fullName, err: result.command_error.details }, 'invalid parameters');
+      }
       log.error({ command: fullName, id: result.id, error: result.command_error }, 'command failed');
     } finally {
       this.running = undefined;
       this.completions.delete(result.id);
     }
-    if (result.command_status !== 'FAILED') log.info({ command: fullName, id: result.id, status: result.command_status }, 'command finished');
+    if (result.command_status !== 'FAILED') {
+      log.info({ command: fullName, id: result.id, status: result.command_status }, 'command finished');
+    }
     this.emit('finished', result, spec.async);
     return result;
   }

@@ -1,6 +1,13 @@
 import { Type } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
-import { HARDWARE_MANAGER, hardwareManagerVersions, type HardwareFacts, type StepContext, type StepPhase, type StepRegistry } from '../../steps/index.ts';
+import {
+  HARDWARE_MANAGER,
+  hardwareManagerVersions,
+  type HardwareFacts,
+  type StepContext,
+  type StepPhase,
+  type StepRegistry,
+} from '../../steps/index.ts';
 import { CleaningError, DeploymentError, InvalidCommandParamsError, ServicingError, type AgentError } from './wire-errors.ts';
 import { StatusOutcome, type CommandSpec } from './engine.ts';
 
@@ -72,15 +79,21 @@ export function stepCommands(phase: StepPhase, deps: StepCommandDeps): Record<st
         const step = params.step as { step: string; interface: string; args?: Record<string, unknown> };
         const given = params[`${phase}_version`];
         if (!versionsMatch(given)) {
-          const detail = `hardware manager versions changed: conductor has ${JSON.stringify(given)}, agent has ${JSON.stringify(hardwareManagerVersions())}`;
-          if (phase === 'clean') return new StatusOutcome('CLEAN_VERSION_MISMATCH', { [`${phase}_result`]: detail, [`${phase}_step`]: step });
+          const detail =
+            `hardware manager versions changed: conductor has ${JSON.stringify(given)}, ` +
+            `agent has ${JSON.stringify(hardwareManagerVersions())}`;
+          if (phase === 'clean') {
+            return new StatusOutcome('CLEAN_VERSION_MISMATCH', { [`${phase}_result`]: detail, [`${phase}_step`]: step });
+          }
           throw new Failure(detail);
         }
         const descriptor = deps.registry.find(phase, step.interface, step.step);
         if (!descriptor) throw new Failure(`unknown ${phase} step ${step.interface}.${step.step}: this agent does not offer it`);
         const args = step.args ?? {};
         validateArgs(descriptor.argsinfo, args);
-        const ctx = deps.context({ node: (params.node ?? {}) as Record<string, any>, ports: (params.ports ?? []) as Array<Record<string, any>> }, signal);
+        const node = (params.node ?? {}) as Record<string, any>;
+        const ports = (params.ports ?? []) as Array<Record<string, any>>;
+        const ctx = deps.context({ node, ports }, signal);
         const result = await descriptor.run(ctx, args);
         return { [`${phase}_result`]: result ?? null, [`${phase}_step`]: step };
       },

@@ -100,11 +100,15 @@ export function parseTxt(data: unknown): { ok: true; value: TxtProperties; dropp
   let protocol: 'http' | 'https' | undefined;
   if ('protocol' in props) {
     const p = props.protocol!.toLowerCase();
-    if (p !== 'http' && p !== 'https') return { ok: false, reason: `TXT protocol ${JSON.stringify(props.protocol!.slice(0, 40))} is not http or https` };
+    if (p !== 'http' && p !== 'https') {
+      return { ok: false, reason: `TXT protocol ${JSON.stringify(props.protocol!.slice(0, 40))} is not http or https` };
+    }
     protocol = p;
   }
   const path = validPath(props.path ?? '');
-  if (path === undefined) return { ok: false, reason: `TXT path ${JSON.stringify((props.path ?? '').slice(0, 80))} is not a plain absolute path` };
+  if (path === undefined) {
+    return { ok: false, reason: `TXT path ${JSON.stringify((props.path ?? '').slice(0, 80))} is not a plain absolute path` };
+  }
   const { protocol: _p, path: _q, ...other } = props;
   return { ok: true, value: { protocol, path, other }, dropped };
 }

@@ -177,7 +177,8 @@ export async function discoverConductor(opts: DiscoverOptions): Promise<Discover
   const ifaces = await pickInterfaces(opts.interfaces);
   if (ifaces.length === 0) {
     throw new ConductorNotFoundError(
-      `mDNS discovery: no usable interface${opts.interfaces?.length ? ` among ${opts.interfaces.join(', ')}` : ''} (link down or no address yet)`,
+      `mDNS discovery: no usable interface${opts.interfaces?.length ? ` among ${opts.interfaces.join(', ')}` : ''} ` +
+        '(link down or no address yet)',
     );
   }
   const soleInterface = ifaces.length === 1 ? ifaces[0]!.ifname : undefined;
@@ -195,7 +196,8 @@ export async function discoverConductor(opts: DiscoverOptions): Promise<Discover
       if (refused !== undefined) {
         if (offLinkSources.size < 20 && !offLinkSources.has(rinfo.address)) {
           offLinkSources.add(rinfo.address);
-          log.warn({ ifname: e.ifname, source: `${rinfo.address}:${rinfo.port}`, reason: refused }, 'mDNS: answer from off-link source ignored');
+          const source = `${rinfo.address}:${rinfo.port}`;
+          log.warn({ ifname: e.ifname, source, reason: refused }, 'mDNS: answer from off-link source ignored');
         }
         return;
       }
@@ -206,7 +208,8 @@ export async function discoverConductor(opts: DiscoverOptions): Promise<Discover
     e.mdns.on('warning', (err: unknown) => log.debug({ ifname: e.ifname, err: String(err) }, 'mDNS: undecodable packet ignored'));
     e.mdns.on('error', (err: unknown) => log.warn({ ifname: e.ifname, err: String(err) }, 'mDNS socket error'));
   }
-  log.info({ interfaces: endpoints.map((e) => `${e.ifname}/IPv${e.family}`), timeoutMs: opts.timeoutMs }, 'looking for the conductor over mDNS');
+  const interfaces = endpoints.map((e) => `${e.ifname}/IPv${e.family}`);
+  log.info({ interfaces, timeoutMs: opts.timeoutMs }, 'looking for the conductor over mDNS');
 
   let queries = 0;
   try {
@@ -219,7 +222,8 @@ export async function discoverConductor(opts: DiscoverOptions): Promise<Discover
       // Done once everything is there, or when no TXT came at all a while after SRV (IPA's
       // defaults apply then). A refused TXT is different: its protocol/path were hostile or
       // broken, and guessing would be wrong, so only a valid TXT will do.
-      const txtSettled = collector.txt !== undefined || (!collector.txtRejected && (now - srvSeenAt! > 1500 || now - start >= opts.timeoutMs));
+      const txtSettled =
+        collector.txt !== undefined || (!collector.txtRejected && (now - srvSeenAt! > 1500 || now - start >= opts.timeoutMs));
       if (collector.hasEndpoint && txtSettled) break;
       if (now - start >= opts.timeoutMs) {
         const rejected = collector.rejections.length ? `; rejected answers: ${collector.rejections.join('; ')}` : '';

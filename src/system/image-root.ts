@@ -114,7 +114,8 @@ async function resolveFileForWrite(root: string, path: string): Promise<string> 
   const st = await lstatOrNull(join(root, inImage));
   if (st !== null) {
     throw new ImagePathError(
-      `${path} in the deployed image is ${st.isSymbolicLink() ? 'a symlink to nothing inside the image' : 'not a regular file'}: not written`,
+      `${path} in the deployed image is ` +
+        `${st.isSymbolicLink() ? 'a symlink to nothing inside the image' : 'not a regular file'}: not written`,
     );
   }
   return inImage;
@@ -177,7 +178,9 @@ export async function mkdirInImage(root: string, path: string): Promise<string> 
       await mkdir(join(root, next));
       real = next;
     }
-    if ((await imageView(root).lstat(real)) !== 'dir') throw new ImagePathError(`cannot create ${path} in the deployed image: ${next} is not a directory`);
+    if ((await imageView(root).lstat(real)) !== 'dir') {
+      throw new ImagePathError(`cannot create ${path} in the deployed image: ${next} is not a directory`);
+    }
     cur = real;
   }
   return cur;

@@ -18,7 +18,9 @@ const GRACE_MS = 1000;
 export async function powerAction(action: PowerOutcome['action'], guard: Guard): Promise<PowerOutcome> {
   await run('sync', []);
   if (!guard.powerIsReal) {
-    const message = `dry run: would ${action === 'power_off' ? 'power off' : 'reboot'} this machine, but the agent is not running in a ramdisk (use --allow-power-actions on a machine that is a node)`;
+    const message =
+      `dry run: would ${action === 'power_off' ? 'power off' : 'reboot'} this machine, but the agent is not running in a ramdisk ` +
+      '(use --allow-power-actions on a machine that is a node)';
     log.warn({ action }, message);
     return { action, dry_run: true, message };
   }

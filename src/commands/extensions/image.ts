@@ -62,7 +62,10 @@ export function imageCommands(deps: ImageDeps): Record<string, CommandSpec> {
         } catch (err) {
           // A refusal to touch a device is not a boot loader failure: never swallowed.
           if (err instanceof SafetyError) throw err;
-          log.error({ device, err: (err as Error).message }, 'boot loader installation failed; ignored as the conductor asked (ignore_bootloader_failure)');
+          log.error(
+            { device, err: (err as Error).message },
+            'boot loader installation failed; ignored as the conductor asked (ignore_bootloader_failure)',
+          );
           return { ignoredFailure: (err as Error).message };
         }
       },

@@ -54,7 +54,8 @@ export async function ensureFallbackLoader(
   const copies: Array<[string, string]> = [[loader.path, path]];
   if (/^shim/i.test(loader.path.slice(dir.length + 1))) {
     // shim chain-loads grub<arch>.efi (and mm<arch>.efi) from its own directory.
-    for (const f of files.filter((f) => f.slice(0, f.lastIndexOf('/')) === dir && /^(grub|mm)[a-z0-9]+\.efi$/i.test(f.slice(dir.length + 1)))) {
+    const besideShim = (f: string) => f.slice(0, f.lastIndexOf('/')) === dir && /^(grub|mm)[a-z0-9]+\.efi$/i.test(f.slice(dir.length + 1));
+    for (const f of files.filter(besideShim)) {
       copies.push([f, `EFI/BOOT/${f.slice(dir.length + 1)}`]);
     }
   }

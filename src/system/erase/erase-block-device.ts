@@ -60,7 +60,8 @@ export async function eraseBlockDevice(
       return { method: 'skipped', reason: 'read-only' };
     }
     throw new DiskEraseError(
-      `Failed to invoke erase of device ${device} as the device is flagged read-only, and the conductor has not signaled this is a permitted case.`,
+      `Failed to invoke erase of device ${device} as the device is flagged read-only, ` +
+        'and the conductor has not signaled this is a permitted case.',
     );
   }
   // Nothing below may write to a disk the guard does not allow.

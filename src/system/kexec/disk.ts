@@ -105,7 +105,12 @@ async function readableFilesystems(device: string): Promise<{ parts: Part[]; ski
 }
 
 /** Mounts each filesystem read-only (one that refuses is skipped), runs fn with the views, unmounts all. */
-async function withViews<T>(device: string, parts: Part[], notes: string[], fn: (views: Array<FsView & { dir: string }>) => Promise<T>): Promise<T> {
+async function withViews<T>(
+  device: string,
+  parts: Part[],
+  notes: string[],
+  fn: (views: Array<FsView & { dir: string }>) => Promise<T>,
+): Promise<T> {
   const views: Array<FsView & { dir: string }> = [];
   const step = async (i: number): Promise<T> => {
     if (i === parts.length) return fn(views);
@@ -115,7 +120,8 @@ async function withViews<T>(device: string, parts: Part[], notes: string[], fn: 
       return await withPartitionDevice(device, p.entry, (dev) =>
         withMount(dev, readOnlyMountOptions(p.fsType), async (dir) => {
           entered = true;
-          views.push(mountedView(dir, { number: p.entry.number, fsType: p.fsType, fsUuid: p.fsUuid, label: p.label, partUuid: p.entry.uuid }));
+          const where = { number: p.entry.number, fsType: p.fsType, fsUuid: p.fsUuid, label: p.label, partUuid: p.entry.uuid };
+          views.push(mountedView(dir, where));
           return step(i + 1);
         }),
       );
@@ -141,7 +147,9 @@ export async function stageBootTarget(device: string, opts: FindOptions): Promis
   const { parts, skipped } = await readableFilesystems(device);
   const mountNotes: string[] = [];
   if (!parts.length) {
-    throw new KexecError(`no kernel found on the deployed disk ${device}: it holds no Linux or EFI filesystem (${skipped.join(', ') || 'no partitions'})`);
+    throw new KexecError(
+      `no kernel found on the deployed disk ${device}: it holds no Linux or EFI filesystem (${skipped.join(', ') || 'no partitions'})`,
+    );
   }
   const dir = await mkdtemp(join(await stagingBase(), 'kexec-'));
   try {
@@ -172,7 +180,8 @@ export async function stageBootTarget(device: string, opts: FindOptions): Promis
       const info = kernelInfo(head.subarray(0, bytesRead));
       if (!info) {
         throw new KexecError(
-          `${target.kernel.path} on partition ${k.partition} (named by ${target.source}) is not a kernel image kexec can load (no bzImage, arm64 Image, PE/EFI or ELF header)`,
+          `${target.kernel.path} on partition ${k.partition} (named by ${target.source}) is not a kernel image kexec can load ` +
+            '(no bzImage, arm64 Image, PE/EFI or ELF header)',
         );
       }
       const initrds: StagedFile[] = [];
@@ -211,5 +220,7 @@ export async function stageBootTarget(device: string, opts: FindOptions): Promis
 }
 
 export async function removeStaging(dir: string): Promise<void> {
-  await rm(dir, { recursive: true, force: true }).catch((err) => log.warn({ dir, err: String(err) }, 'could not remove the kexec staging directory'));
+  await rm(dir, { recursive: true, force: true }).catch((err) =>
+    log.warn({ dir, err: String(err) }, 'could not remove the kexec staging directory'),
+  );
 }

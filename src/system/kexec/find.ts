@@ -134,7 +134,11 @@ async function fromEntry(
   if (e.rootFsUuid) {
     const hit = views.find((v) => v.fsUuid?.toLowerCase() === e.rootFsUuid!.toLowerCase());
     if (hit) home = hit;
-    else notes.push(`${source}: entry '${e.title}' searches for filesystem ${e.rootFsUuid}, which is not on this disk; looking on partition ${view.number}`);
+    else {
+      notes.push(
+        `${source}: entry '${e.title}' searches for filesystem ${e.rootFsUuid}, which is not on this disk; looking on partition ${view.number}`,
+      );
+    }
   }
   const kernel = await locate(home, e.kernel, alsoUnderBoot);
   if (!kernel) {
@@ -186,7 +190,8 @@ async function tryBls(views: FsView[], opts: FindOptions, notes: string[], env?:
         notes.push(`${where(v, dir)}: no entry with a Linux kernel`);
         continue;
       }
-      const t = await fromEntry(views, opts, v, blsToBootEntry(chosen, grubenv), 'bls', where(v, `${dir}/${chosen.id}.conf`), notes, dir.startsWith('/boot/'));
+      const entry = blsToBootEntry(chosen, grubenv);
+      const t = await fromEntry(views, opts, v, entry, 'bls', where(v, `${dir}/${chosen.id}.conf`), notes, dir.startsWith('/boot/'));
       if (t) return t;
     }
   }
@@ -249,7 +254,11 @@ async function trySymlinks(views: FsView[], opts: FindOptions, notes: string[]):
   const bootView = bootLine ? byFsRef(views, bootLine.spec) : undefined;
   if (bootLine && !bootView) notes.push(`fstab mounts /boot from ${bootLine.spec}, which is not on this disk`);
   // [view, path prefix of its /boot]
-  const places: Array<[FsView, string]> = [[root, '/boot'], ...(bootView && bootView !== root ? [[bootView, ''] as [FsView, string]] : []), [root, '']];
+  const places: Array<[FsView, string]> = [
+    [root, '/boot'],
+    ...(bootView && bootView !== root ? [[bootView, ''] as [FsView, string]] : []),
+    [root, ''],
+  ];
   let kernel: FileRef | null = null;
   let initrd: FileRef | null = null;
   for (const [v, boot] of places) {
@@ -272,7 +281,8 @@ async function trySymlinks(views: FsView[], opts: FindOptions, notes: string[]):
     }
   }
   if (!kernel) {
-    notes.push(`partition ${root.number} (the deployed root) has no /boot/vmlinuz link and no /boot/vmlinuz-* kernel${bootView && bootView !== root ? `; nor has the /boot partition ${bootView.number}` : ''}`);
+    const nor = bootView && bootView !== root ? `; nor has the /boot partition ${bootView.number}` : '';
+    notes.push(`partition ${root.number} (the deployed root) has no /boot/vmlinuz link and no /boot/vmlinuz-* kernel${nor}`);
     return null;
   }
   const rootArg = rootArgument(fstab, root.fsUuid);
@@ -296,6 +306,7 @@ export async function findBootTarget(views: FsView[], opts: FindOptions = {}): P
   if (target) return target;
   const looked = views.map((v) => `${v.number}${v.fsType ? ` (${v.fsType})` : ''}`).join(', ') || 'none';
   throw new KexecError(
-    `no kernel found on the deployed disk (filesystems looked at: partition ${looked}): ${notes.join('; ') || 'no grub.cfg, BLS entry or /boot/vmlinuz'}`,
+    `no kernel found on the deployed disk (filesystems looked at: partition ${looked}): ` +
+      (notes.join('; ') || 'no grub.cfg, BLS entry or /boot/vmlinuz'),
   );
 }

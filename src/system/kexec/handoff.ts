@@ -83,7 +83,8 @@ export async function prepareHandoff(opts: PrepareOptions): Promise<PreparedHand
     const what = `${t.kernel.path} (partition ${t.kernel.partition}${staged.kernel.version ? `, ${staged.kernel.version}` : ''})`;
     const message = real
       ? `loaded ${what} with kexec; the handoff executes it`
-      : `dry run: would kexec into ${what} with '${t.cmdline}', but the agent is not running in a ramdisk (use --allow-power-actions on a machine that is a node)`;
+      : `dry run: would kexec into ${what} with '${t.cmdline}', but the agent is not running in a ramdisk ` +
+        '(use --allow-power-actions on a machine that is a node)';
     return {
       real,
       kexec,
@@ -135,7 +136,9 @@ export async function executeHandoff(prepared: PreparedHandoff, deps: ExecuteDep
   // Not unref'd: with the API closed and heartbeats stopped this timer is all
   // that keeps the process alive; unref'd, node exits before kexec -e runs.
   setTimeout(() => {
-    prepared.kexec(['-e']).catch((err: unknown) => log.error({ err: String(err) }, 'kexec -e failed: the agent has stopped serving; power-cycle the node'));
+    prepared.kexec(['-e']).catch((err: unknown) =>
+      log.error({ err: String(err) }, 'kexec -e failed: the agent has stopped serving; power-cycle the node'),
+    );
   }, GRACE_MS);
   return { ...plan, message: `kexec -e in ${GRACE_MS} ms into ${plan.kernel.path}` };
 }

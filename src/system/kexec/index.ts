@@ -65,7 +65,8 @@ export async function runImageHandoff(deps: KexecDeps & { enabled: boolean; quie
   armed.delete(deps.deployState);
   let prepared = entry?.prepared;
   if (entry && entry.rootDevice !== deps.deployState.rootDevice) {
-    log.warn({ armed: entry.prepared.plan.device, deployed: deps.deployState.rootDevice ?? null }, 'dropping a kexec handoff armed for another deploy');
+    const devices = { armed: entry.prepared.plan.device, deployed: deps.deployState.rootDevice ?? null };
+    log.warn(devices, 'dropping a kexec handoff armed for another deploy');
     await unloadHandoff(entry.prepared);
     prepared = undefined;
   }

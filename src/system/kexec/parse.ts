@@ -453,8 +453,9 @@ export function kernelInfo(head: Buffer): KernelInfo | null {
     return { format: 'bzImage', version };
   }
   if (head.length >= 0x3c && head.toString('latin1', 0x38, 0x3c) === 'ARM\x64') return { format: 'arm64-image' };
-  if (head.length >= 8 && head.toString('latin1', 0, 2) === 'MZ' && head.toString('latin1', 4, 8) === 'zimg') return { format: 'efi-zboot' };
-  if (head.length >= 2 && head.toString('latin1', 0, 2) === 'MZ') return { format: 'pe' };
+  const pe = head.length >= 2 && head.toString('latin1', 0, 2) === 'MZ';
+  if (pe && head.length >= 8 && head.toString('latin1', 4, 8) === 'zimg') return { format: 'efi-zboot' };
+  if (pe) return { format: 'pe' };
   if (head.length >= 4 && head.toString('latin1', 0, 4) === '\x7fELF') return { format: 'elf' };
   return null;
 }

@@ -32,7 +32,8 @@ export async function prepareDhcpLessNetwork(opts: DhcpLessOptions): Promise<Dhc
   const vmedia = await readVirtualMediaConfig({ cmdline: opts.cmdline });
   let plan: NetworkPlan | undefined;
   if (vmedia.networkData !== undefined) {
-    plan = await applyNetworkData(vmedia.networkData, { resolvConfPath: opts.resolvConfPath, allowHostNetworkChanges: opts.allowHostNetworkChanges });
+    const { resolvConfPath, allowHostNetworkChanges } = opts;
+    plan = await applyNetworkData(vmedia.networkData, { resolvConfPath, allowHostNetworkChanges });
   }
   await bringUpWiredInterfaces({ interfaces: opts.interfaces, allowHostNetworkChanges: opts.allowHostNetworkChanges });
   const address = await waitForUsableAddress({

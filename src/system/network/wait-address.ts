@@ -33,7 +33,11 @@ function assertPlainIfname(ifname: string): void {
  * Lets the kernel configure the interface from router advertisements.
  * accept_ra=2 accepts RAs even when forwarding is on (some images enable it).
  */
-export async function acceptRouterAdvertisements(ifname: string, policy: NetworkChangePolicy = {}, sysctlRoot = SYSCTL_ROOT): Promise<void> {
+export async function acceptRouterAdvertisements(
+  ifname: string,
+  policy: NetworkChangePolicy = {},
+  sysctlRoot = SYSCTL_ROOT,
+): Promise<void> {
   assertPlainIfname(ifname);
   assertMayChangeNetwork(`change IPv6 sysctls of ${ifname}`, policy);
   const settings: Array<[string, string]> = [['disable_ipv6', '0'], ['accept_ra', '2'], ['autoconf', '1']];

@@ -88,7 +88,16 @@ async function appendGpt(device: string, table: PartitionTable, opts: AppendOpti
   if (opts.name) args.push('-c', `${number}:${opts.name}`);
   opts.guard.assertWritable(device);
   await run('sgdisk', [...args, device]);
-  return { number, start: start * table.sectorSize, size: (end - start + 1) * table.sectorSize, startSector: start, sizeSectors: end - start + 1, type: '0FC63DAF-8483-4772-8E79-3D69D8477DE4', uuid, name: opts.name };
+  return {
+    number,
+    start: start * table.sectorSize,
+    size: (end - start + 1) * table.sectorSize,
+    startSector: start,
+    sizeSectors: end - start + 1,
+    type: '0FC63DAF-8483-4772-8E79-3D69D8477DE4',
+    uuid,
+    name: opts.name,
+  };
 }
 
 async function appendMbr(device: string, table: PartitionTable, diskBytes: number, opts: AppendOptions): Promise<PartitionEntry> {
