@@ -3,6 +3,7 @@ import type { Logger } from '../src/log.ts';
 import type { BlockDevice } from '../src/hardware/types.ts';
 import type { Guard } from '../src/system/safety.ts';
 import type { DeployState } from '../src/base/deploy-state.ts';
+import type { DownloadOptions } from '../src/io/index.ts';
 
 export type { DeployState };
 
@@ -54,23 +55,14 @@ export interface StepContext {
   progress(message: string): void;
   /** Aborted when Ironic aborts an abortable step or the agent shuts down. */
   signal: AbortSignal;
-  /** Agent-wide options steps may need (image download retries, TLS for image servers, file:// directories). */
+  /** Agent-wide options steps may need. */
   options: StepOptions;
   /** What the deploy so far has left for later commands (get_partition_uuids, install_bootloader, kexec). */
   deployState: DeployState;
 }
 
-export interface StepOptions {
-  imageDownloadRetries: number;
-  imageDownloadRetryIntervalSec: number;
-  imageDownloadTimeoutSec: number;
-  /** ipa-insecure: image servers' certificates are not verified either (as IPA). */
-  insecure?: boolean;
-  /** ipa-cafile's contents: image servers are verified with these CAs (as IPA). */
-  ca?: string;
-  /** ipa-image-file-dirs: where file:// image and checksum URLs may point (none: file:// refused). */
-  imageFileDirs?: readonly string[];
-}
+/** The agent options steps read: today only the image download's (retries, TLS, file:// directories). */
+export type StepOptions = DownloadOptions;
 
 export interface StepDescriptor {
   name: string;
