@@ -5,8 +5,8 @@ import type { HardwareFacts, StepDescriptor, StepPhase } from './types.ts';
 
 /** IPA's shape: steps grouped under a hardware manager, plus a version map. */
 export const HARDWARE_MANAGER = 'MetalAgentHardwareManager';
-export const HARDWARE_MANAGER_KEY = 'metal_agent_hardware_manager';
-export const HARDWARE_MANAGER_VERSION = '1.0';
+const HARDWARE_MANAGER_KEY = 'metal_agent_hardware_manager';
+const HARDWARE_MANAGER_VERSION = '1.0';
 
 export function hardwareManagerVersions(): Record<string, string> {
   return { [HARDWARE_MANAGER_KEY]: HARDWARE_MANAGER_VERSION };
@@ -21,7 +21,7 @@ export interface WireStep {
   argsinfo?: Record<string, { description: string; required: boolean }>;
 }
 
-export function applies(step: StepDescriptor, facts: HardwareFacts): boolean {
+function applies(step: StepDescriptor, facts: HardwareFacts): boolean {
   const f = step.appliesTo;
   if (!f) return true;
   if (f.vendor && !f.vendor.some((v) => facts.vendor.toLowerCase().includes(v.toLowerCase()))) return false;

@@ -39,14 +39,14 @@ export interface PacketSource {
   soleInterface?: string;
 }
 
-export function normalizeName(name: unknown): string | undefined {
+function normalizeName(name: unknown): string | undefined {
   if (typeof name !== 'string') return undefined;
   const n = name.toLowerCase().replace(/\.$/, '');
   return isValidDnsName(n) ? n : undefined;
 }
 
 /** Host names and service instance names as DNS carries them (letters, digits, '-', '_'). */
-export function isValidDnsName(name: string): boolean {
+function isValidDnsName(name: string): boolean {
   if (name.length === 0 || name.length > 253) return false;
   return name.split('.').every((label) => /^[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?$/i.test(label));
 }

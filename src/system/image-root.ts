@@ -60,7 +60,7 @@ export async function resolveInRoot(view: LinkView, path: string): Promise<strin
 }
 
 /** The view of a directory where an image is mounted. */
-export function imageView(root: string): LinkView {
+function imageView(root: string): LinkView {
   return {
     async lstat(path) {
       try {

@@ -34,7 +34,7 @@ export function runningInRamdisk(probe: RamdiskProbe = {}): boolean {
 }
 
 /** Whether / is mounted from memory (rootfs, tmpfs, ramfs), judged from a mount table's text. */
-export function rootIsInMemory(mountsText: string): boolean {
+function rootIsInMemory(mountsText: string): boolean {
   // The last mount of / wins (rootfs is listed first, then whatever replaced it).
   let rootType: string | undefined;
   for (const line of mountsText.split('\n')) {

@@ -13,7 +13,7 @@ import type { CommandHost } from './host.ts';
 export type { CommandHost, HostHardware, HostOptions } from './host.ts';
 
 /** Builds the context a step runs in, from the node Ironic sent with the command. */
-export function stepContext(
+function stepContext(
   agent: CommandHost,
   node: Record<string, any>,
   ports: Array<Record<string, any>>,

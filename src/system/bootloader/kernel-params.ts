@@ -27,9 +27,9 @@ const VALUE_CHARS = `A-Za-z0-9${VALUE_PUNCT.replace(/[-\\\]^]/g, '\\$&')}`;
  * spaces). No shell or GRUB-script metacharacter ($ ` \ ' ; & | < > ( ) { } [ ] ?),
  * no control character, no non-ASCII: nothing a shell or GRUB could read as code.
  */
-export const KERNEL_PARAM = new RegExp(`^[A-Za-z0-9_][A-Za-z0-9_.-]*(?:=(?:[${VALUE_CHARS}]*|"[${VALUE_CHARS} ]*"))?$`);
+const KERNEL_PARAM = new RegExp(`^[A-Za-z0-9_][A-Za-z0-9_.-]*(?:=(?:[${VALUE_CHARS}]*|"[${VALUE_CHARS} ]*"))?$`);
 /** x86 and arm64 kernels take a command line of at most 2048 bytes. */
-export const MAX_PARAMS_LENGTH = 2048;
+const MAX_PARAMS_LENGTH = 2048;
 const ALLOWED_TEXT = `letters, digits and ${VALUE_PUNCT.split('').join(' ')}`;
 /** Refused input as the error shows it: JSON-escaped (newlines stay visible) and cut short. */
 const shown = (v: unknown) => {
@@ -46,7 +46,7 @@ function whyRefused(param: string): string {
 }
 
 /** Throws InvalidKernelParamsError naming the first parameter that is not a plain kernel command-line token. */
-export function assertSafeKernelParams(params: readonly string[]): void {
+function assertSafeKernelParams(params: readonly string[]): void {
   for (const p of params) {
     if (!KERNEL_PARAM.test(p)) {
       throw new InvalidKernelParamsError(

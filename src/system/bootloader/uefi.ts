@@ -22,7 +22,7 @@ import { mkdirInImage } from '../image-root.ts';
 // its firmware forgets or reorders the NVRAM entries.
 
 /** The loaders to register, from the ESP's file list (reading CSVs as needed). */
-export async function chooseEfiLoaders(esp: EspFs, files: string[]): Promise<EfiLoaderChoice[]> {
+async function chooseEfiLoaders(esp: EspFs, files: string[]): Promise<EfiLoaderChoice[]> {
   for (const csv of findBootCsvs(files)) {
     try {
       const entry = parseBootCsv(await esp.readFile(csv));
@@ -42,7 +42,7 @@ export interface FallbackResult {
 }
 
 /** Makes EFI/BOOT/BOOTX64.EFI a copy of the chosen loader when the image has none. */
-export async function ensureFallbackLoader(
+async function ensureFallbackLoader(
   esp: EspFs,
   files: string[],
   loader: EfiLoaderChoice,

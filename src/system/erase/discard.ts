@@ -11,7 +11,7 @@ import { isNvme, nvmeDeallocateReadsZeroes } from './nvme.ts';
 // reports this (queue/discard_zeroes_data is always 0 since 4.12), so ask
 // the device. Everything else must write (see overwrite.ts).
 
-export function supportsDiscard(device: string): boolean {
+function supportsDiscard(device: string): boolean {
   return Number(readTrimmed(`/sys/block/${basename(device)}/queue/discard_max_bytes`) ?? '0') > 0;
 }
 

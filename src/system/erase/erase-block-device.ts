@@ -29,7 +29,7 @@ export interface EraseMethods {
   isVirtualMedia: (device: string) => boolean;
 }
 
-export const defaultMethods: EraseMethods = {
+const defaultMethods: EraseMethods = {
   nvme: nvmeSecureErase,
   ata: ataSecureErase,
   overwrite: overwriteDevice,

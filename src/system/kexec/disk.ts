@@ -21,7 +21,7 @@ import { kernelInfo, type KernelInfo } from './parse.ts';
 const READABLE_FS = new Set(['ext2', 'ext3', 'ext4', 'xfs', 'btrfs', 'vfat']);
 
 /** Read-only without replaying journals/logs, so mounting writes nothing. */
-export function readOnlyMountOptions(fsType: string): MountOptions {
+function readOnlyMountOptions(fsType: string): MountOptions {
   const extra: Record<string, string[]> = { ext3: ['noload'], ext4: ['noload'], xfs: ['norecovery'], btrfs: ['nologreplay'] };
   return { readOnly: true, fsType, options: extra[fsType] ?? [] };
 }

@@ -27,7 +27,7 @@ export class DuplicateAddressError extends Error {
  * kernel will not use it as a source, and a connection to an IPv6-only
  * conductor fails. Wait until every planned address is settled.
  */
-export async function waitForDad(addresses: NetworkPlan['addresses'], timeoutMs: number): Promise<void> {
+async function waitForDad(addresses: NetworkPlan['addresses'], timeoutMs: number): Promise<void> {
   const start = Date.now();
   for (;;) {
     const links = await listLinksWithAddresses();
@@ -47,7 +47,7 @@ export async function waitForDad(addresses: NetworkPlan['addresses'], timeoutMs:
 }
 
 /** The NICs of this namespace as the planner sees them. */
-export async function currentInterfaces(): Promise<PlanInterface[]> {
+async function currentInterfaces(): Promise<PlanInterface[]> {
   return (await listLinksWithAddresses())
     .filter((l) => typeof l.address === 'string' && l.ifname !== 'lo')
     .map((l) => ({ ifname: l.ifname, mac: l.address!, wired: isWiredLink(l) }));

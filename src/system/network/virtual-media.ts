@@ -18,7 +18,7 @@ import { output, run } from '../exec.ts';
 
 export const PARAMETERS_LABELS = ['ir-vfd-dev'];
 export const CONFIG_LABELS = ['config-2', 'vmedia_boot_iso'];
-export const NETWORK_DATA_PATH = 'openstack/latest/network_data.json';
+const NETWORK_DATA_PATH = 'openstack/latest/network_data.json';
 const MAX_USB_VMEDIA_BYTES = 4 * 1024 ** 3;
 
 /** Rows of `lsblk -P`: KEY="value" pairs, with lsblk's \xNN escapes undone. */
@@ -58,7 +58,7 @@ export function looksLikeVirtualMedia(lsblkText: string): boolean {
   return false; // partitions, local disks, loop devices, ...
 }
 
-export async function findVirtualMediaDevice(labels: readonly string[]): Promise<string | undefined> {
+async function findVirtualMediaDevice(labels: readonly string[]): Promise<string | undefined> {
   let listing: string;
   try {
     listing = await output('lsblk', ['-p', '-P', '-o', 'KNAME,LABEL'], { timeoutMs: 30_000 });
@@ -90,7 +90,7 @@ export function bootedFromVirtualMedia(cmdline: string): boolean {
 }
 
 /** Runs fn on the device's filesystem: where it is already mounted, or mounted read-only for the call. */
-export async function withMountedDevice<T>(dev: string, fn: (dir: string) => Promise<T>): Promise<T> {
+async function withMountedDevice<T>(dev: string, fn: (dir: string) => Promise<T>): Promise<T> {
   const already = (await run('findmnt', ['-n', '-o', 'TARGET', dev], { okExitCodes: [1], timeoutMs: 10_000 })).stdout
     .split('\n')[0]
     ?.trim();

@@ -50,7 +50,7 @@ export async function relocateBackupGpt(device: string, guard: Guard): Promise<b
  * preferred (else as large as needed), 1 MiB aligned, ending at `lastUsable`
  * and starting after every existing partition.
  */
-export function tailRange(
+function tailRange(
   table: PartitionTable,
   lastUsable: number,
   opts: { preferredBytes: number; minimumBytes: number },

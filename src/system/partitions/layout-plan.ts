@@ -10,7 +10,7 @@ export const MiB = 1024 * 1024;
 export const DEFAULT_ESP_MIB = 200;
 /** ironic-lib [disk_utils]bios_boot_partition_size default. */
 export const DEFAULT_BIOS_BOOT_MIB = 1;
-export const PREP_MIB = 8;
+const PREP_MIB = 8;
 
 export type DiskLabel = 'gpt' | 'msdos';
 export type BootMode = 'uefi' | 'bios';
