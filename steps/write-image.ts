@@ -135,7 +135,8 @@ export const step: StepDescriptor = {
     const r = out.image;
     const seconds = (r.durationMs / 1000).toFixed(1);
     ctx.progress(
-      `write_image: done, ${Math.round(r.bytesWritten / MiB)} MiB in ${seconds} s, ${r.checksum.algo} ${r.checksumVerified ? 'verified' : 'computed'}`,
+      `write_image: done, ${Math.round(r.bytesWritten / MiB)} MiB in ${seconds} s, ` +
+        `${r.checksum.algo} ${r.checksumVerified ? 'verified' : 'computed'}`,
     );
     return { device: root.name, ...out, partition_uuids: ctx.deployState.partitionUuids };
   },

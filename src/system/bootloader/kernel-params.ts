@@ -57,7 +57,9 @@ function assertSafeKernelParams(params: readonly string[]): void {
   }
   const length = params.join(' ').length;
   if (length > MAX_PARAMS_LENGTH) {
-    throw new InvalidKernelParamsError(`kernel parameters refused: ${length} bytes, more than a kernel command line holds (${MAX_PARAMS_LENGTH})`);
+    throw new InvalidKernelParamsError(
+      `kernel parameters refused: ${length} bytes, more than a kernel command line holds (${MAX_PARAMS_LENGTH})`,
+    );
   }
 }
 
@@ -65,7 +67,9 @@ function assertSafeKernelParams(params: readonly string[]): void {
 function tokenize(text: string): string[] {
   // eslint-disable-next-line no-control-regex
   const control = /[\u0000-\u0008\u000a-\u001f\u007f-\u009f]/.exec(text);
-  if (control) throw new InvalidKernelParamsError(`kernel parameters refused: control character ${JSON.stringify(control[0])} in ${shown(text)}`);
+  if (control) {
+    throw new InvalidKernelParamsError(`kernel parameters refused: control character ${JSON.stringify(control[0])} in ${shown(text)}`);
+  }
   const out: string[] = [];
   let cur = '';
   let quoted = false;

@@ -136,7 +136,8 @@ async function fromEntry(
     if (hit) home = hit;
     else {
       notes.push(
-        `${source}: entry '${e.title}' searches for filesystem ${e.rootFsUuid}, which is not on this disk; looking on partition ${view.number}`,
+        `${source}: entry '${e.title}' searches for filesystem ${e.rootFsUuid}, which is not on this disk; ` +
+          `looking on partition ${view.number}`,
       );
     }
   }
