@@ -9,7 +9,7 @@ import {
   kernelParamsArg,
   withDeployedRoot,
 } from '../src/system/bootloader/index.ts';
-import type { StepDescriptor } from './types.ts';
+import { defineStep } from './define.ts';
 
 // Custom kernel parameters for the deployed OS: remembered for a later
 // kexec_handoff / run_image kexec, and written into the deployed OS's boot
@@ -29,12 +29,9 @@ const NO_DEPLOYED_TOOLS =
   '(enable_bios_bootloader_install is false); the parameters are in /etc/default/grub for the deployed OS\'s next ' +
   'grub-mkconfig, in BLS entries if any, and in a later kexec handoff';
 
-export const step: StepDescriptor = {
+export const step = defineStep({
   name: 'add_kernel_parameters',
-  interface: 'deploy',
   priority: { deploy: 0 },
-  abortable: false,
-  rebootRequested: false,
   description:
     'Adds kernel parameters to the deployed OS (etc/default/grub and grub.cfg, BLS entries) and to a later kexec handoff. ' +
       'Run it after write_image (deploy template priority below 80).',
@@ -80,4 +77,4 @@ export const step: StepDescriptor = {
         : {}),
     };
   },
-};
+});

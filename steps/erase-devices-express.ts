@@ -1,13 +1,11 @@
 import { eraseDevicesExpress } from '../src/system/erase/erase-express.ts';
 import { eraseOptionsFromNode } from '../src/system/erase/options.ts';
-import type { StepDescriptor } from './types.ts';
+import { defineStep } from './define.ts';
 
-export const step: StepDescriptor = {
+export const step = defineStep({
   name: 'erase_devices_express',
-  interface: 'deploy',
   priority: { clean: 0 },
   abortable: true,
-  rebootRequested: false,
   description:
     'Fast erase: NVMe secure erase where supported; other disks are discarded when they guarantee zeroes after discard ' +
     '(ATA RZAT, NVMe DLFEAT), otherwise only their metadata (partition tables, signatures) is removed.',
@@ -18,4 +16,4 @@ export const step: StepDescriptor = {
     });
     return results;
   },
-};
+});

@@ -1,13 +1,11 @@
 import { destroyDiskMetadata } from '../src/system/disk-metadata.ts';
 import { DiskEraseError, OperationAbortedError } from '../src/base/errors.ts';
-import type { StepDescriptor } from './types.ts';
+import { defineStep } from './define.ts';
 
-export const step: StepDescriptor = {
+export const step = defineStep({
   name: 'erase_devices_metadata',
-  interface: 'deploy',
   priority: { clean: 99, service: 0 },
   abortable: true,
-  rebootRequested: false,
   description: 'Removes partition tables and filesystem/RAID signatures from every local disk (both ends of each disk).',
   async run(ctx) {
     const disks = await ctx.disks();
@@ -27,4 +25,4 @@ export const step: StepDescriptor = {
     ctx.progress(`erased metadata on ${disks.length} disk(s)`);
     return null;
   },
-};
+});

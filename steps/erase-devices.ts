@@ -1,13 +1,11 @@
 import { eraseDevices } from '../src/system/erase/erase-devices.ts';
 import { eraseOptionsFromNode } from '../src/system/erase/options.ts';
-import type { StepDescriptor } from './types.ts';
+import { defineStep } from './define.ts';
 
-export const step: StepDescriptor = {
+export const step = defineStep({
   name: 'erase_devices',
-  interface: 'deploy',
   priority: { clean: 10 },
   abortable: true,
-  rebootRequested: false,
   description:
     'Erases every local disk: NVMe format with secure erase or ATA security erase where the disk supports it, ' +
     'otherwise (or after a failed secure erase, if the conductor allows it) random shred passes and a final pass of zeroes. ' +
@@ -28,4 +26,4 @@ export const step: StepDescriptor = {
     // IPA answers {device: erase output}; ours names the method used.
     return Object.fromEntries(Object.entries(results).map(([k, v]) => [k, v.method]));
   },
-};
+});

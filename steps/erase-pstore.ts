@@ -1,12 +1,10 @@
 import { erasePstore } from '../src/system/erase/pstore.ts';
-import type { StepDescriptor } from './types.ts';
+import { defineStep } from './define.ts';
 
-export const step: StepDescriptor = {
+export const step = defineStep({
   name: 'erase_pstore',
-  interface: 'deploy',
   priority: { clean: 0 },
   abortable: true,
-  rebootRequested: false,
   description: "Empties the kernel's persistent store (pstore crash records). Only in a ramdisk: elsewhere the pstore is the host's own.",
   async run(ctx) {
     if (!ctx.guard.opts.inRamdisk) {
@@ -15,4 +13,4 @@ export const step: StepDescriptor = {
     }
     return { removed: await erasePstore() };
   },
-};
+});

@@ -1,8 +1,10 @@
 import type { StepDescriptor } from './types.ts';
-import { step as burninCpu } from './burnin-cpu.ts';
-import { step as burninDisk } from './burnin-disk.ts';
-import { step as burninMemory } from './burnin-memory.ts';
-import { step as burninNetwork } from './burnin-network.ts';
+import {
+  burninCpuStep as burninCpu,
+  burninDiskStep as burninDisk,
+  burninMemoryStep as burninMemory,
+  burninNetworkStep as burninNetwork,
+} from './burnin.ts';
 import { step as eraseDevices } from './erase-devices.ts';
 import { step as eraseDevicesExpress } from './erase-devices-express.ts';
 import { step as eraseDevicesMetadata } from './erase-devices-metadata.ts';

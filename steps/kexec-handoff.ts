@@ -2,7 +2,7 @@ import { Type } from '@sinclair/typebox';
 import { InvalidCommandParamsError } from '../src/commands/errors.ts';
 import { InvalidKernelParamsError, kernelParamsArg } from '../src/system/bootloader/index.ts';
 import { armKexec, prepareKexec } from '../src/system/kexec/index.ts';
-import type { StepDescriptor } from './types.ts';
+import { defineStep } from './define.ts';
 
 // Asked for through a deploy template (or `baremetal node deploy --deploy-steps`)
 // with a priority between write_image (80) and tear_down_agent (40), e.g. 50.
@@ -14,12 +14,9 @@ import type { StepDescriptor } from './types.ts';
 
 const KernelParams = Type.Union([Type.String(), Type.Array(Type.String()), Type.Null()]);
 
-export const step: StepDescriptor = {
+export const step = defineStep({
   name: 'kexec_handoff',
-  interface: 'deploy',
   priority: { deploy: 0 },
-  abortable: false,
-  rebootRequested: false,
   description:
     "Finds the deployed OS's kernel, initrd and command line (grub.cfg default entry, BLS entries, /boot/vmlinuz links), " +
       "stages and loads them with kexec, and makes the deploy's final standby.run_image a kexec into the deployed OS " +
@@ -48,4 +45,4 @@ export const step: StepDescriptor = {
     ctx.progress(`kexec_handoff: ${prepared.real ? 'loaded' : 'dry run,'} ${prepared.plan.kernel.path}; standby.run_image will hand off`);
     return { ...prepared.plan, armed: true };
   },
-};
+});

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { BlockDeviceFailure } from '../src/base/errors.ts';
-import type { StepDescriptor } from './types.ts';
+import { defineStep } from './define.ts';
 
 // A read-only surface scan of the root device: every byte is read once and
 // hashed; nothing is written. On an active node (`baremetal node service`) it
@@ -9,12 +9,10 @@ import type { StepDescriptor } from './types.ts';
 // sha256 lets an operator compare the disk with a known-good copy, without
 // touching the deployment.
 
-export const step: StepDescriptor = {
+export const step = defineStep({
   name: 'verify_root_device',
-  interface: 'deploy',
   priority: { clean: 0, service: 0 },
   abortable: true,
-  rebootRequested: false,
   description:
     'Read-only: reads the whole root device once and reports its size, sha256 and read speed; ' +
       'fails on the first read error. Never writes, so it is safe on an active node.',
@@ -47,4 +45,4 @@ export const step: StepDescriptor = {
     ctx.progress(`verify_root_device: ${root.name} read in full (${Math.round(bytes / 2 ** 20)} MiB)`);
     return { device: root.name, bytes, sha256: hash.digest('hex'), seconds };
   },
-};
+});

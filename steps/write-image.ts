@@ -3,7 +3,8 @@ import { ChecksumNotAllowedError } from '../src/base/errors.ts';
 import * as io from '../src/io/index.ts';
 import { writeConfigDrive } from '../src/system/configdrive.ts';
 import { createPartitionImageLayout, deviceSize, getPartitionUuids, withPartitionDevice } from '../src/system/partitions/index.ts';
-import type { StepContext, StepDescriptor } from './types.ts';
+import { defineStep } from './define.ts';
+import type { StepContext } from './types.ts';
 
 // Ironic's `direct` deploy: its own write_image step (priority 80) switches
 // into this in-band step with the image_info it built (agent.py write_image).
@@ -102,12 +103,9 @@ async function writePartitionImage(ctx: StepContext, info: Record<string, any>, 
   return { image: result, layout };
 }
 
-export const step: StepDescriptor = {
+export const step = defineStep({
   name: 'write_image',
-  interface: 'deploy',
   priority: { deploy: 0 },
-  abortable: false,
-  rebootRequested: false,
   description:
     'Streams the image onto the root device (raw, compressed raw, qcow2; whole disk or partition image), ' +
       'verifies its checksum in the same pass, then writes the config drive.',
@@ -140,4 +138,4 @@ export const step: StepDescriptor = {
     );
     return { device: root.name, ...out, partition_uuids: ctx.deployState.partitionUuids };
   },
-};
+});
