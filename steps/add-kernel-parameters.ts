@@ -1,11 +1,9 @@
 import { Type } from '@sinclair/typebox';
-import { InvalidCommandParamsError } from '../src/commands/errors.ts';
 import {
   applyKernelParams,
   findDeployedRoot,
   findGrubTools,
   grubMkconfig,
-  InvalidKernelParamsError,
   kernelParamsArg,
   withDeployedRoot,
 } from '../src/system/bootloader/index.ts';
@@ -43,12 +41,7 @@ export const step = defineStep({
     },
   },
   async run(ctx, args) {
-    let params: string[];
-    try {
-      params = kernelParamsArg(args.kernel_params);
-    } catch (err) {
-      throw err instanceof InvalidKernelParamsError ? new InvalidCommandParamsError(err.message) : err;
-    }
+    const params = kernelParamsArg(args.kernel_params);
     const runDeployedTools = ctx.lookupConfig.enable_bios_bootloader_install !== false;
     const device = ctx.deployState.rootDevice ?? (await ctx.rootDevice()).name;
     ctx.guard.assertWritable(device);

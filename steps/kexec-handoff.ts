@@ -1,6 +1,5 @@
 import { Type } from '@sinclair/typebox';
-import { InvalidCommandParamsError } from '../src/commands/errors.ts';
-import { InvalidKernelParamsError, kernelParamsArg } from '../src/system/bootloader/index.ts';
+import { kernelParamsArg } from '../src/system/bootloader/index.ts';
 import { armKexec, prepareKexec } from '../src/system/kexec/index.ts';
 import { defineStep } from './define.ts';
 
@@ -30,12 +29,7 @@ export const step = defineStep({
     },
   },
   async run(ctx, args) {
-    let extra: string[];
-    try {
-      extra = kernelParamsArg(args.kernel_params);
-    } catch (err) {
-      throw err instanceof InvalidKernelParamsError ? new InvalidCommandParamsError(err.message) : err;
-    }
+    const extra = kernelParamsArg(args.kernel_params);
     ctx.progress('kexec_handoff: looking for the deployed kernel');
     const prepared = await prepareKexec(
       { guard: ctx.guard, deployState: ctx.deployState, rootDevice: async () => (await ctx.rootDevice()).name },

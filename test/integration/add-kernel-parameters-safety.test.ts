@@ -5,7 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { InvalidCommandParamsError } from '../../src/commands/errors.ts';
+import { InvalidArgumentsError } from '../../src/base/errors.ts';
+import { DeploymentError, toWireError } from '../../src/commands/wire-errors.ts';
 import { log } from '../../src/log.ts';
 import { withMount } from '../../src/system/mounts.ts';
 import { Guard } from '../../src/system/safety.ts';
@@ -115,8 +116,9 @@ describe('add_kernel_parameters on a deployed disk: no parameter runs, nothing w
     ];
     for (const kernel_params of attempts) {
       const err = await addKernelParameters.run(ctx, { kernel_params }).catch((e: unknown) => e);
-      expect(err, JSON.stringify(kernel_params)).toBeInstanceOf(InvalidCommandParamsError);
-      const wire = (err as InvalidCommandParamsError).toWire();
+      expect(err, JSON.stringify(kernel_params)).toBeInstanceOf(InvalidArgumentsError);
+      // What Ironic sees, through the one table at the commands boundary.
+      const wire = toWireError(err, DeploymentError);
       expect(wire.type).toBe('InvalidCommandParamsError');
       expect(wire.code).toBe(400);
       expect(wire.details).toMatch(/^kernel parameter(s)? .*refused/);

@@ -1,3 +1,4 @@
+import { InvalidArgumentsError } from '../../base/errors.ts';
 import { splitKernelCmdline } from '../../base/kernel-cmdline.ts';
 import { listImageDir, readImageFile, writeImageFile } from '../image-root.ts';
 
@@ -12,12 +13,8 @@ import { listImageDir, readImageFile, writeImageFile } from '../image-root.ts';
 // command-line token is and nothing more (see KERNEL_PARAM), and
 // etc/default/grub gets it inside a single-quoted shell string.
 
-export class InvalidKernelParamsError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'InvalidKernelParamsError';
-  }
-}
+/** Bad input from the conductor: the wire table sends it as InvalidCommandParamsError (400). */
+export class InvalidKernelParamsError extends InvalidArgumentsError {}
 
 /** Characters of a parameter value (besides letters and digits); a space only inside double quotes. */
 const VALUE_PUNCT = '_.,:/@+=%~!#^*-';
