@@ -84,6 +84,7 @@ describe('agent API limits (a real agent process holding a token)', () => {
     const before = rss(pid);
     const res = await postCommands(agent.port, '', body);
     const after = rss(pid);
+    console.log(`agent RSS around a 16 MiB token-less POST: ${(before / MiB).toFixed(1)} -> ${(after / MiB).toFixed(1)} MiB`);
     expect(after - before, `RSS ${before} -> ${after}`).toBeLessThan(8 * MiB);
     expect(res.status, `answer after ${res.sent} bytes sent: ${JSON.stringify(res.text)}`).toBe(401);
     expect(JSON.parse(res.text)).toEqual({ faultcode: 'Client', faultstring: '401 Unauthorized: Token invalid.' });
