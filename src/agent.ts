@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import type { FastifyInstance } from 'fastify';
 import { buildApi } from './api/server.ts';
 import { generateSelfSigned, loadTls, type TlsMaterial } from './api/tls.ts';
-import { TokenKeeper, type TokenOffer } from './api/token.ts';
+import { isUsableToken, TokenKeeper, type TokenOffer } from './api/token.ts';
 import { CommandEngine } from './commands/engine.ts';
 import { registerExtensions } from './commands/extensions/index.ts';
 import type { CommandHost } from './commands/extensions/index.ts';
@@ -16,40 +16,48 @@ import { classifyIp } from './system/network/addresses.ts';
 import { prepareDhcpLessNetwork } from './system/network/bring-up.ts';
 import { namedNetns } from './system/network/guard.ts';
 import { HardwareView } from './hardware-view.ts';
+import { NodeSession, type AgentStatus } from './node-session.ts';
 import { log, setDebug } from './log.ts';
 import { Guard, runningInRamdisk } from './system/safety.ts';
 import { AGENT_VERSION } from './version.ts';
 import { ALL_STEPS, StepRegistry } from '../steps/index.ts';
 import type { DeployState } from './base/deploy-state.ts';
 
-// The lifecycle: discover -> serve -> lookup -> heartbeat -> (hand off).
-// The agent owns the node identity, the token and the status message; the
-// pieces it wires together do the I/O.
+// The lifecycle: bring-up (the final config) -> serve -> lookup -> heartbeat
+// -> (hand off). The agent owns the token and the node session; the pieces it
+// wires together do the I/O.
 
-export type AgentStatus = 'start' | 'end' | 'error';
+export type { AgentStatus } from './node-session.ts';
+
+/** What start() builds once the config is final. */
+interface Wired {
+  tokens: TokenKeeper;
+  hardware: HardwareView;
+}
 
 export class Agent implements CommandHost {
   readonly startedAt = Date.now() / 1000;
   readonly guard: Guard;
   readonly engine = new CommandEngine();
-  readonly tokens: TokenKeeper;
   readonly registry = new StepRegistry(ALL_STEPS);
-  readonly hardware: HardwareView;
+  private wired: Wired | undefined;
   private server: FastifyInstance | undefined;
   private session: ConductorSession | undefined;
   private client: ConductorClient | undefined;
   private tls: TlsMaterial | undefined;
   private callbackUrl = '';
-  private statusMessage: string | undefined;
-  private agentStatus: AgentStatus | undefined;
-  node: LookupResult['node'] | undefined;
-  /** What write_image and friends left for get_partition_uuids, install_bootloader and kexec. */
-  readonly deployState: DeployState = { partitionUuids: {}, kernelParams: [] };
-  lookupConfig: Record<string, any> = {};
+  /** What the agent knows of the node for the current token (replaced whole by a new token). */
+  private nodeSession = new NodeSession();
+  /** The boot config until start() resolves the final one (virtual media, mDNS); frozen either way. */
+  private config: Readonly<AgentConfig>;
 
-  constructor(private config: AgentConfig) {
+  constructor(config: AgentConfig) {
+    this.config = frozen(config);
     setDebug(config.debug);
     const inRamdisk = runningInRamdisk();
+    // Built from the boot config: the DHCP-less bring-up asks it whether this is a
+    // ramdisk. allowed-devices and allow-power-actions are local-only settings
+    // (withOverrides never changes them), so the final config would build the same guard.
     this.guard = new Guard({ inRamdisk, allowedDevices: config.allowedDevices, allowPowerActions: config.allowPowerActions });
     if (!inRamdisk) {
       log.warn(
@@ -57,18 +65,49 @@ export class Agent implements CommandHost {
         'not running in a ramdisk: only the allowed devices will be written',
       );
     }
-    this.tokens = new TokenKeeper(config.agentToken, { standalone: config.standalone });
-    this.hardware = new HardwareView(this.guard, config);
     registerExtensions(this.engine, this);
     this.engine.on('finished', (result, wasAsync) => {
       if (!wasAsync) return;
-      this.agentStatus = result.command_status === 'FAILED' ? 'error' : 'end';
+      this.nodeSession.agentStatus = result.command_status === 'FAILED' ? 'error' : 'end';
       this.session?.heartbeatNow();
     });
   }
 
-  get options(): AgentConfig {
+  private get built(): Wired {
+    if (!this.wired) throw new Error('the agent is not started: the config is not final yet');
+    return this.wired;
+  }
+
+  get tokens(): TokenKeeper {
+    return this.built.tokens;
+  }
+
+  get hardware(): HardwareView {
+    return this.built.hardware;
+  }
+
+  get options(): Readonly<AgentConfig> {
     return this.config;
+  }
+
+  get node(): Record<string, any> | undefined {
+    return this.nodeSession.node;
+  }
+
+  get lookupConfig(): Readonly<Record<string, any>> {
+    return this.nodeSession.lookupConfig;
+  }
+
+  get deployState(): DeployState {
+    return this.nodeSession.deployState;
+  }
+
+  get lastCommandNode(): Record<string, any> | undefined {
+    return this.nodeSession.lastCommandNode;
+  }
+
+  set lastCommandNode(node: Record<string, any> | undefined) {
+    this.nodeSession.lastCommandNode = node;
   }
 
   private cafilePem?: string;
@@ -87,42 +126,42 @@ export class Agent implements CommandHost {
    * a restarted agent that lost it. The latter stays token-less (Ironic
    * refuses its heartbeats) until Ironic wipes that token and issues a new one.
    */
-  private takeLookupToken(config: Record<string, any>): boolean {
+  private takeLookupToken(lookup: LookupResult): boolean {
+    const config = lookup.config ?? {};
     const offered: unknown = config.agent_token;
     const verdict: TokenOffer = this.tokens.offer(typeof offered === 'string' ? offered : undefined, 'lookup');
     const held = this.tokens.value !== undefined;
-    if (verdict === 'replaced') this.startNewSession();
+    if (verdict === 'replaced') {
+      log.info('new agent token: starting a fresh session (command history, deploy state and kexec handoff cleared)');
+      this.engine.resetHistory();
+      this.nodeSession = new NodeSession(lookup.node, config);
+    } else {
+      // The same token (or none): the same session, with the node and config of this lookup.
+      this.nodeSession.lookedUp(lookup.node, config);
+    }
     if (verdict === 'placeholder') {
-      if (held) log.info('lookup answered "******" (Ironic handed our token out before): keeping the token we hold');
-      else log.warn('lookup answered "******": Ironic holds a token for this node that we do not know (a restarted agent?); no commands are accepted and no heartbeats sent until Ironic issues a new one');
+      if (held) {
+        log.info('lookup answered "******" (Ironic handed our token out before): keeping the token we hold');
+      } else {
+        log.warn(
+          'lookup answered "******": Ironic holds a token for this node that we do not know (a restarted agent?); ' +
+            'no commands are accepted and no heartbeats sent until Ironic issues a new one',
+        );
+      }
     }
     if (held) return true;
     return verdict === 'absent' && config.agent_token_required !== true;
   }
 
-  /** A new token for a node we already served: behave like a freshly booted ramdisk. */
-  private startNewSession(): void {
-    log.info('new agent token: starting a fresh session (command history and deploy state cleared)');
-    this.engine.resetHistory();
-    this.deployState.partitionUuids = {};
-    this.deployState.kernelParams = [];
-    delete this.deployState.rootDevice;
-    delete this.deployState.isWholeDisk;
-    this.statusMessage = undefined;
-    this.agentStatus = undefined;
-  }
-
   /** The node as last sent by Ironic (with a command) or learnt at lookup. */
   lastNode(): Record<string, any> {
-    return this.lastCommandNode ?? this.node ?? {};
+    return this.nodeSession.lastNode();
   }
-
-  lastCommandNode: Record<string, any> | undefined;
 
   /** Progress shown in Ironic (agent_status_message) with the next heartbeat. */
   progress(message: string): void {
-    this.statusMessage = message.slice(0, 250);
-    this.agentStatus = 'start';
+    this.nodeSession.statusMessage = message.slice(0, 250);
+    this.nodeSession.agentStatus = 'start';
     log.info({ progress: message }, 'progress');
   }
 
@@ -131,18 +170,24 @@ export class Agent implements CommandHost {
   }
 
   async start(): Promise<void> {
+    this.config = frozen(await this.bringUp(this.config));
+    setDebug(this.config.debug);
+    this.wired = {
+      tokens: new TokenKeeper(this.config.agentToken, { standalone: this.config.standalone }),
+      hardware: new HardwareView(this.guard, this.config),
+    };
     await this.hardware.waitForRootDisk();
-    if (this.config.apiUrl === 'mdns' || this.config.kernelParams.boot_method === 'vmedia') {
-      await this.prepareNetwork();
-    }
-    if (this.config.apiUrl === 'mdns') await this.discover();
     const advertiseHost = await this.advertiseHost();
     // Ironic checks an auto-TLS certificate against the callback host; for a
     // scoped link-local one (fe80::..%eth0) its HTTP client never matches (a
     // certificate's IP has no zone), so auto-TLS would only break every command.
     const scoped = advertiseHost.includes('%');
     if (scoped && this.config.enableAutoTls && !this.config.listenTls && !this.config.insecure) {
-      log.warn({ advertiseHost }, 'auto-TLS off: the callback address is link-local, which no certificate Ironic can verify names; commands still need the agent token');
+      log.warn(
+        { advertiseHost },
+        'auto-TLS off: the callback address is link-local, which no certificate Ironic can verify names; ' +
+          'commands still need the agent token',
+      );
     }
     const useTls = this.config.listenTls || (this.config.enableAutoTls && !this.config.insecure && !scoped);
     if (useTls) {
@@ -162,11 +207,14 @@ export class Agent implements CommandHost {
       { tls: this.tls, requestTimeoutMs: this.config.apiRequestTimeout * 1000 },
     );
     await this.server.listen({ host: this.config.listenHost, port: this.config.listenPort });
-    log.info({ listen: `${this.config.listenHost}:${this.config.listenPort}`, callbackUrl: this.callbackUrl, tls: useTls, version: AGENT_VERSION }, 'API listening');
+    const listen = `${this.config.listenHost}:${this.config.listenPort}`;
+    log.info({ listen, callbackUrl: this.callbackUrl, tls: useTls, version: AGENT_VERSION }, 'API listening');
 
     if (this.config.inspectionCallbackUrl) void this.inspect();
     if (this.config.standalone) {
-      if (!this.tokens.value) log.warn('STANDALONE: no lookup, no agent token: every command is accepted from anyone who can reach this port');
+      if (!this.tokens.value) {
+        log.warn('STANDALONE: no lookup, no agent token: every command is accepted from anyone who can reach this port');
+      }
       return;
     }
 
@@ -186,56 +234,54 @@ export class Agent implements CommandHost {
       lookupIntervalSec: this.config.lookupInterval,
       token: () => this.tokens.value,
       onLookup: (r) => {
-        this.node = r.node;
-        this.lookupConfig = r.config ?? {};
         // What the conductor asks of us (features and switches differ by release); never the token.
-        const { agent_token: _token, ...shown } = this.lookupConfig;
+        const { agent_token: _token, ...shown } = r.config ?? {};
         log.info({ config: shown }, 'conductor config from lookup');
-        return this.takeLookupToken(this.lookupConfig);
+        return this.takeLookupToken(r);
       },
       heartbeatBody: () => ({
         callback_url: this.callbackUrl,
         agent_version: AGENT_VERSION,
         ...(this.tls ? { agent_verify_ca: this.tls.cert } : {}),
-        ...(this.agentStatus ? { agent_status: this.agentStatus } : {}),
-        ...(this.statusMessage ? { agent_status_message: this.statusMessage } : {}),
+        ...(this.nodeSession.agentStatus ? { agent_status: this.nodeSession.agentStatus } : {}),
+        ...(this.nodeSession.statusMessage ? { agent_status_message: this.nodeSession.statusMessage } : {}),
       }),
     });
     await this.session.lookup(this.config.lookupTimeout);
     void this.session.heartbeatLoop();
   }
 
-  /** DHCP-less boots: static config from virtual media, SLAAC, and a usable address before discovery. */
-  private async prepareNetwork(): Promise<void> {
+  /**
+   * The bring-up phase: what a DHCP-less boot's virtual media (parameters.txt)
+   * and mDNS discovery add to the boot config. Nothing that reads the config
+   * is built before it ends, so their settings reach everything.
+   */
+  private async bringUp(boot: Readonly<AgentConfig>): Promise<AgentConfig> {
+    let config: AgentConfig = { ...boot };
+    if (config.apiUrl === 'mdns' || config.kernelParams.boot_method === 'vmedia') {
+      const vmediaParams = await this.prepareNetwork(config);
+      if (vmediaParams) config = withVirtualMediaParams(config, vmediaParams);
+    }
+    if (config.apiUrl === 'mdns') {
+      const found = await discoverConductor({ timeoutMs: config.lookupTimeout * 1000 });
+      log.info({ url: found.url, params: found.params, ignored: found.ignoredParams }, 'conductor discovered over mDNS');
+      config = withOverrides({ ...config, apiUrl: found.url }, found.params);
+    }
+    return config;
+  }
+
+  /** DHCP-less boots: static config from virtual media, SLAAC, and a usable address before discovery. Returns parameters.txt. */
+  private async prepareNetwork(config: Readonly<AgentConfig>): Promise<Record<string, string> | undefined> {
     if (!this.guard.opts.inRamdisk && !namedNetns()) {
       log.warn('DHCP-less network bring-up skipped: not in a ramdisk or a test namespace (this machine\'s network is left alone)');
-      return;
+      return undefined;
     }
     const ready = await prepareDhcpLessNetwork({
-      cmdline: this.config.cmdlineText,
-      timeoutMs: this.config.lookupTimeout * 1000,
-      interfaces: this.config.networkInterface ? [this.config.networkInterface] : undefined,
+      cmdline: config.cmdlineText,
+      timeoutMs: config.lookupTimeout * 1000,
+      interfaces: config.networkInterface ? [config.networkInterface] : undefined,
     });
-    this.applyVirtualMediaParams(ready.vmediaParams);
-  }
-
-  /** parameters.txt from virtual media: its settings, and the token Ironic pre-generated for this boot. */
-  applyVirtualMediaParams(params: Record<string, string>): void {
-    this.config = withOverrides(this.config, params);
-    const given = this.config.agentToken;
-    if (!given || given === this.tokens.value) return;
-    if (this.tokens.value !== undefined) {
-      log.warn('virtual media carries an agent token different from the one given at boot: keeping the one given at boot');
-      return;
-    }
-    if (this.tokens.offer(given, 'operator') === 'adopted') log.info('agent token taken from virtual media');
-  }
-
-  private async discover(): Promise<void> {
-    const found = await discoverConductor({ timeoutMs: this.config.lookupTimeout * 1000 });
-    log.info({ url: found.url, params: found.params, ignored: found.ignoredParams }, 'conductor discovered over mDNS');
-    this.config = withOverrides({ ...this.config, apiUrl: found.url }, found.params);
-    setDebug(this.config.debug);
+    return ready.vmediaParams;
   }
 
   private async advertiseHost(): Promise<string> {
@@ -257,7 +303,12 @@ export class Agent implements CommandHost {
       const payload = await this.hardware.inspectionPayload();
       const client =
         this.client ??
-        new ConductorClient({ apiUrl: this.config.inspectionCallbackUrl!, apiVersion: this.config.lookupApiVersion, insecure: this.config.insecure, cafile: this.config.cafile });
+        new ConductorClient({
+          apiUrl: this.config.inspectionCallbackUrl!,
+          apiVersion: this.config.lookupApiVersion,
+          insecure: this.config.insecure,
+          cafile: this.config.cafile,
+        });
       const res = await client.postInspection(this.config.inspectionCallbackUrl!, payload);
       log.info({ status: res.status }, 'inspection data sent');
     } catch (err) {
@@ -280,4 +331,29 @@ export class Agent implements CommandHost {
     await this.server?.close();
     await this.client?.close();
   }
+}
+
+/**
+ * parameters.txt from virtual media: its settings, and the token Ironic
+ * pre-generated for this boot. A usable token given at boot wins over it.
+ */
+function withVirtualMediaParams(boot: Readonly<AgentConfig>, params: Record<string, string>): AgentConfig {
+  const config = withOverrides(boot, params);
+  if (!config.agentToken || config.agentToken === boot.agentToken) return config;
+  if (isUsableToken(boot.agentToken)) {
+    log.warn('virtual media carries an agent token different from the one given at boot: keeping the one given at boot');
+    return { ...config, agentToken: boot.agentToken };
+  }
+  if (isUsableToken(config.agentToken)) log.info('agent token taken from virtual media');
+  return config;
+}
+
+/** A read-only copy of a config: its lists and maps too (nothing below them is nested). */
+function frozen(config: AgentConfig): Readonly<AgentConfig> {
+  const copy: Record<string, unknown> = { ...config };
+  for (const [key, value] of Object.entries(copy)) {
+    if (Array.isArray(value)) copy[key] = Object.freeze([...value]);
+    else if (value && typeof value === 'object') copy[key] = Object.freeze({ ...value });
+  }
+  return Object.freeze(copy) as Readonly<AgentConfig>;
 }

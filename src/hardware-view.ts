@@ -1,24 +1,51 @@
 import type { AgentConfig } from './config.ts';
 import { listBlockDevices, waitForDisks } from './hardware/block-devices.ts';
-import { onPath } from './hardware/sysfs.ts';
+import { onPath, readTrimmed } from './hardware/sysfs.ts';
 import { rootDeviceHintsOf, selectRootDevice } from './hardware/root-device-hints.ts';
 import type { BlockDevice } from './hardware/types.ts';
+import type { InventoryOptions } from './hardware/inventory.ts';
 import type { Guard } from './system/safety.ts';
 import type { HardwareFacts } from '../steps/index.ts';
 
 // The agent's view of the machine: the disks it may touch (all of them in a
 // ramdisk, the allowed ones elsewhere), the root device for a node, and the
 // inventory. Steps and commands ask here instead of listing hardware themselves.
+// It is built once the config is final (virtual media and mDNS overrides
+// applied), so ipa-collect-lldp from parameters.txt reaches the inventory.
+
+/** The settings the view reads. */
+export type HardwareSettings = Pick<Readonly<AgentConfig>, 'diskWaitAttempts' | 'diskWaitDelay' | 'collectLldp'>;
+
+/** Where the view reads the machine from (tests hand in fakes). */
+export interface HardwareProbes {
+  /** Every disk of the machine. */
+  listDisks(): Promise<BlockDevice[]>;
+  /** The SMBIOS system manufacturer, the inventory's system_vendor.manufacturer ("" when unknown). */
+  systemManufacturer(): string;
+  /** The whole inventory (LLDP included when asked: up to 30 s). */
+  collectInventory(opts: InventoryOptions): Promise<unknown>;
+}
+
+const machine: HardwareProbes = {
+  listDisks: () => listBlockDevices(),
+  // The kernel's copy of the SMBIOS string dmidecode reads for the inventory: one file, no fork.
+  systemManufacturer: () => readTrimmed('/sys/class/dmi/id/sys_vendor') ?? '',
+  collectInventory: async (opts) => (await import('./hardware/inventory.ts')).collectInventory(opts),
+};
+
 export class HardwareView {
+  private readonly probes: HardwareProbes;
+
   constructor(
     private readonly guard: Guard,
-    private readonly config: AgentConfig,
-    /** Every disk of the machine (tests hand in a fake). */
-    private readonly listDisks: () => Promise<BlockDevice[]> = () => listBlockDevices(),
-  ) {}
+    private readonly config: HardwareSettings,
+    probes: Partial<HardwareProbes> = {},
+  ) {
+    this.probes = { ...machine, ...probes };
+  }
 
   async disks(): Promise<BlockDevice[]> {
-    return this.guard.filterDisks(await this.listDisks());
+    return this.guard.filterDisks(await this.probes.listDisks());
   }
 
   /**
@@ -39,18 +66,17 @@ export class HardwareView {
     return selectRootDevice(await this.disks(), rootDeviceHintsOf(node));
   }
 
+  /** What get_*_steps filters steps by: cheap sources only, never the whole inventory. */
   async facts(): Promise<HardwareFacts> {
-    const inv = (await this.inventory().catch(() => undefined)) as { system_vendor?: { manufacturer?: string } } | undefined;
-    return { vendor: inv?.system_vendor?.manufacturer ?? '', disks: await this.disks(), hasTool: (t) => onPath(t) };
+    return { vendor: this.probes.systemManufacturer(), disks: await this.disks(), hasTool: (t) => onPath(t) };
   }
 
   async inventory(): Promise<unknown> {
-    const { collectInventory } = await import('./hardware/inventory.ts');
-    return collectInventory({ collectLldp: this.config.collectLldp });
+    return this.probes.collectInventory({ collectLldp: this.config.collectLldp, listDisks: this.probes.listDisks });
   }
 
   async inspectionPayload(): Promise<unknown> {
-    const { collectInventory, inspectionPayload } = await import('./hardware/inventory.ts');
-    return inspectionPayload(await collectInventory({ collectLldp: this.config.collectLldp }));
+    const { inspectionPayload } = await import('./hardware/inventory.ts');
+    return inspectionPayload((await this.inventory()) as Parameters<typeof inspectionPayload>[0]);
   }
 }

@@ -32,31 +32,31 @@ const guard = (inRamdisk: boolean) => new Guard({ inRamdisk, allowedDevices: [],
 describe('waiting for the root disk at start', () => {
   it('in a ramdisk, looks again until the root disk appears', async () => {
     const { looks, list } = slowDisks(3);
-    const found = await new HardwareView(guard(true), config('--disk-wait-attempts', '5'), list).waitForRootDisk();
+    const found = await new HardwareView(guard(true), config('--disk-wait-attempts', '5'), { listDisks: list }).waitForRootDisk();
     expect(found?.name).toBe('/dev/vdz');
     expect(looks.count).toBe(3);
   });
 
   it('gives up after ipa-disk-wait-attempts looks, and 0 means no look at all', async () => {
     const late = slowDisks(10);
-    expect(await new HardwareView(guard(true), config('--disk-wait-attempts', '4'), late.list).waitForRootDisk()).toBeNull();
+    expect(await new HardwareView(guard(true), config('--disk-wait-attempts', '4'), { listDisks: late.list }).waitForRootDisk()).toBeNull();
     expect(late.looks.count).toBe(4);
     const off = slowDisks(1);
-    expect(await new HardwareView(guard(true), config('--disk-wait-attempts', '0'), off.list).waitForRootDisk()).toBeNull();
+    expect(await new HardwareView(guard(true), config('--disk-wait-attempts', '0'), { listDisks: off.list }).waitForRootDisk()).toBeNull();
     expect(off.looks.count).toBe(0);
   });
 
   it('reads the settings from the kernel command line (10 looks by default)', async () => {
     const cfg = loadConfig({ argv: ['--standalone'], env: {}, cmdlineText: 'ipa-disk-wait-attempts=2 ipa-disk-wait-delay=0' });
     const late = slowDisks(10);
-    expect(await new HardwareView(guard(true), cfg, late.list).waitForRootDisk()).toBeNull();
+    expect(await new HardwareView(guard(true), cfg, { listDisks: late.list }).waitForRootDisk()).toBeNull();
     expect(late.looks.count).toBe(2);
     expect(loadConfig({ argv: ['--standalone'], env: {}, cmdlineText: '' }).diskWaitAttempts).toBe(10);
   });
 
   it('outside a ramdisk, does not wait', async () => {
     const { looks, list } = slowDisks(1);
-    expect(await new HardwareView(guard(false), config('--disk-wait-attempts', '5'), list).waitForRootDisk()).toBeNull();
+    expect(await new HardwareView(guard(false), config('--disk-wait-attempts', '5'), { listDisks: list }).waitForRootDisk()).toBeNull();
     expect(looks.count).toBe(0);
   });
 });

@@ -76,7 +76,10 @@ export function registerExtensions(engine: CommandEngine, agent: CommandHost): v
     'image',
     imageCommands({
       guard: agent.guard,
-      deployState: agent.deployState,
+      // Read at each command: a new agent token brings a new session with its own deploy state.
+      get deployState() {
+        return agent.deployState;
+      },
       rootDevice: () => agent.hardware.rootDevice(agent.lastNode()),
       lookupConfig: () => agent.lookupConfig,
     }),
