@@ -1,10 +1,8 @@
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Agent } from '../../src/agent.ts';
 import { loadConfig } from '../../src/config.ts';
 import { armedKexec, armKexec, type PreparedHandoff } from '../../src/system/kexec/index.ts';
+import { startFakeIronic, until } from '../helpers/fake-ironic.ts';
 import { freePort } from '../helpers/ironic.ts';
 
 // What the agent knows of the node is one session per agent token. When
@@ -16,51 +14,6 @@ import { freePort } from '../helpers/ironic.ts';
 const FIRST = 'F1rStT0kEnOfThEcLeAnInGpHaSe0123456789abcd';
 const SECOND = 'S2cOnDt0KeNoFtHeDePlOyPhAsE0123456789abcd';
 
-interface Heartbeat {
-  agent_token?: string;
-  agent_status?: string;
-  agent_status_message?: string;
-}
-
-/** Lookup hands out `current.token`; a heartbeat with another token is refused, so the agent looks up again. */
-async function fakeIronic(current: { token: string }) {
-  const heartbeats: Heartbeat[] = [];
-  const server: Server = createServer((req, res) => {
-    let body = '';
-    req.on('data', (d: Buffer) => (body += d.toString()));
-    req.on('end', () => {
-      const reply = (status: number, value: unknown) => {
-        res.writeHead(status, { 'content-type': 'application/json' });
-        res.end(JSON.stringify(value));
-      };
-      if (req.url?.startsWith('/v1/lookup')) {
-        return reply(200, {
-          node: { uuid: 'node-1', provision_state: 'clean wait' },
-          config: { heartbeat_timeout: 1, agent_token: current.token, agent_token_required: true },
-        });
-      }
-      if (req.url === '/v1/heartbeat/node-1') {
-        const hb = JSON.parse(body) as Heartbeat;
-        heartbeats.push(hb);
-        if (hb.agent_token === current.token) return reply(202, {});
-        return reply(400, { error_message: JSON.stringify({ faultstring: 'Invalid or missing agent token received.' }) });
-      }
-      reply(404, {});
-    });
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  return { url, heartbeats, close: () => new Promise<void>((r) => server.close(() => r())) };
-}
-
-async function until(what: string, cond: () => boolean, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`never happened: ${what}`);
-    await sleep(20);
-  }
-}
-
 describe('a new agent token', () => {
   const cleanups: Array<() => Promise<void>> = [];
   afterEach(async () => {
@@ -69,7 +22,7 @@ describe('a new agent token', () => {
 
   it('replaces the whole node session: deploy state, status message and armed kexec handoff are gone', async () => {
     const current = { token: FIRST };
-    const ironic = await fakeIronic(current);
+    const ironic = await startFakeIronic({ lookupToken: () => current.token, nodeToken: () => current.token, heartbeatTimeoutSec: 1 });
     cleanups.push(ironic.close);
     const port = await freePort();
     const agent = new Agent(
@@ -95,17 +48,17 @@ describe('a new agent token', () => {
     armKexec(agent.deployState, prepared);
     expect(armedKexec(agent.deployState)).toBe(prepared);
     await until('a heartbeat with the status message', () =>
-      ironic.heartbeats.some((h) => h.agent_status_message === 'kexec_handoff: loaded /boot/vmlinuz'));
+      ironic.heartbeatBodies().some((h) => h.agent_status_message === 'kexec_handoff: loaded /boot/vmlinuz'));
 
     // Ironic wipes the token: the next heartbeat is refused, the lookup hands out a new one.
     current.token = SECOND;
-    await until('a heartbeat with the new token', () => ironic.heartbeats.some((h) => h.agent_token === SECOND));
+    await until('a heartbeat with the new token', () => ironic.heartbeatBodies().some((h) => h.agent_token === SECOND));
     expect(agent.tokens.value).toBe(SECOND);
     expect(agent.deployState).toEqual({ partitionUuids: {}, kernelParams: [] });
     expect(armedKexec(agent.deployState)).toBeUndefined();
     expect(agent.lastCommandNode).toBeUndefined();
     expect(agent.lastNode()).toMatchObject({ uuid: 'node-1', provision_state: 'clean wait' });
-    const fresh = ironic.heartbeats.filter((h) => h.agent_token === SECOND);
+    const fresh = ironic.heartbeatBodies().filter((h) => h.agent_token === SECOND);
     expect(fresh.every((h) => h.agent_status === undefined && h.agent_status_message === undefined)).toBe(true);
   });
 });
