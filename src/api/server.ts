@@ -147,7 +147,8 @@ export function buildApi(deps: ApiDeps, opts: ApiOptions = {}): ApiServer {
   // it (which conductor release is talking shows here; the token never does).
   app.addHook('onResponse', async (req, reply) => {
     const token = (req.query as { agent_token?: string } | undefined)?.agent_token;
-    log.debug({ method: req.method, path: req.url.split('?')[0], status: reply.statusCode, token: token ? 'given' : 'none' }, 'api request');
+    const path = req.url.split('?')[0];
+    log.debug({ method: req.method, path, status: reply.statusCode, token: token ? 'given' : 'none' }, 'api request');
   });
 
   app.setErrorHandler((err: Error & { statusCode?: number; code?: string }, req, reply) => {
@@ -289,13 +290,22 @@ const v1Routes: FastifyPluginAsyncTypebox<V1Options> = async (v1, { deps, bodyLi
  */
 function refuseAndClose(raw: IncomingMessage, fault: HttpFault): void {
   const socket = raw.socket;
-  const body = JSON.stringify(fault.body);
   raw.on('error', () => undefined);
   const linger = setTimeout(() => socket.destroy(), LINGER_MS);
   socket.once('close', () => clearTimeout(linger));
-  socket.end(
-    `HTTP/1.1 ${fault.statusCode} ${STATUS_CODES[fault.statusCode]}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
-  );
+  socket.end(closingResponse(fault));
+}
+
+/** A whole HTTP response in IPA's error body, written straight to a socket that is then closed. */
+function closingResponse(fault: HttpFault): string {
+  const body = JSON.stringify(fault.body);
+  const head = [
+    `HTTP/1.1 ${fault.statusCode} ${STATUS_CODES[fault.statusCode]}`,
+    'Content-Type: application/json',
+    `Content-Length: ${Buffer.byteLength(body)}`,
+    'Connection: close',
+  ];
+  return `${head.join('\r\n')}\r\n\r\n${body}`;
 }
 
 /** What fastify's router refuses before any route runs, in IPA's error body. */
@@ -321,12 +331,7 @@ function answerClientError(err: Error & { code?: string }, socket: Socket): void
       : err.code === 'HPE_HEADER_OVERFLOW'
         ? [431, 'request headers too large.']
         : [400, 'the request could not be parsed.'];
-  const body = JSON.stringify(HttpFault.http(status, detail).body);
-  if (socket.writable) {
-    socket.write(
-      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
-    );
-  }
+  if (socket.writable) socket.write(closingResponse(HttpFault.http(status, detail)));
   socket.destroy();
 }
 

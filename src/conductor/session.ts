@@ -60,7 +60,10 @@ export class ConductorSession {
    * Looks the node up until found; throws LookupTimeoutError after `timeoutSec` (undefined: forever).
    * `backoff` paces the attempts (a fresh one for the first lookup; the session's refusals later).
    */
-  async lookup(timeoutSec: number | undefined, backoff = new Backoff({ baseMs: this.baseMs(), capMs: MAX_LOOKUP_BACKOFF_MS })): Promise<LookupResult> {
+  async lookup(
+    timeoutSec: number | undefined,
+    backoff = new Backoff({ baseMs: this.baseMs(), capMs: MAX_LOOKUP_BACKOFF_MS }),
+  ): Promise<LookupResult> {
     const deadline = timeoutSec === undefined ? Infinity : Date.now() + timeoutSec * 1000;
     for (let attempt = 1; !this.stopped; attempt++) {
       try {
