@@ -10,6 +10,8 @@
 #   DEPLOY_KERNEL, DEPLOY_RAMDISK   files Ironic puts into that config (placeholders if unset)
 #   ROOT_DEVICE='{"name": "/dev/loop3"}'   root device hints (properties/root_device)
 #   PROVIDE=false             stop at 'manageable' instead of starting automated cleaning
+#   NODE_DRIVER=manual-management-kexec, NODE_DEPLOY=direct-kexec   hardware type and deploy
+#                             interface (defaults manual-management, direct; ironic-plugin/README.md)
 #
 # Power is `fake`: Ironic only records power states, so nothing reboots a node; an agent that
 # outlives a phase keeps a token that Ironic wiped (without fast track), and a real node would have
@@ -37,8 +39,8 @@ if [[ -z $kernel || -z $ramdisk ]]; then
   echo placeholder > "$ph/kernel"; echo placeholder > "$ph/ramdisk"
   kernel=${kernel:-$ph/kernel} ramdisk=${ramdisk:-$ph/ramdisk}
 fi
-uuid=$(baremetal node create --driver manual-management --management-interface noop \
-  --power-interface fake --boot-interface "${NODE_BOOT:-pxe}" --deploy-interface direct \
+uuid=$(baremetal node create --driver "${NODE_DRIVER:-manual-management}" --management-interface noop \
+  --power-interface fake --boot-interface "${NODE_BOOT:-pxe}" --deploy-interface "${NODE_DEPLOY:-direct}" \
   --driver-info deploy_kernel="file://$(realpath "$kernel")" --driver-info deploy_ramdisk="file://$(realpath "$ramdisk")" \
   --driver-info has_dedicated_power_supply=true \
   ${ROOT_DEVICE:+--property root_device="$ROOT_DEVICE"} \

@@ -63,7 +63,15 @@ export interface Ironic {
   /** Enrolls a node with a port; unless provide is false, starts automated cleaning. */
   enroll(
     mac: string,
-    opts?: { name?: string; rootDevice?: Record<string, unknown>; driverInfo?: Record<string, string>; provide?: boolean },
+    opts?: {
+      name?: string;
+      rootDevice?: Record<string, unknown>;
+      driverInfo?: Record<string, string>;
+      provide?: boolean;
+      /** Hardware type and deploy interface (enroll.sh's NODE_DRIVER, NODE_DEPLOY); default manual-management, direct. */
+      driver?: string;
+      deployInterface?: string;
+    },
   ): Promise<string>;
   log(): string;
   stop(): Promise<void>;
@@ -135,7 +143,13 @@ export async function startIronic(opts: IronicOptions = {}): Promise<Ironic> {
     },
     async enroll(mac, o = {}) {
       const r = await execa(...inNs(join(LAB, 'enroll.sh'), [url, mac, o.name ?? `node-${mac.replace(/:/g, '')}`]), {
-        env: { ...cliEnv, ROOT_DEVICE: o.rootDevice ? JSON.stringify(o.rootDevice) : '', PROVIDE: 'false' },
+        env: {
+          ...cliEnv,
+          ROOT_DEVICE: o.rootDevice ? JSON.stringify(o.rootDevice) : '',
+          PROVIDE: 'false',
+          ...(o.driver ? { NODE_DRIVER: o.driver } : {}),
+          ...(o.deployInterface ? { NODE_DEPLOY: o.deployInterface } : {}),
+        },
       });
       const uuid = r.stdout.trim().split('\n').pop()!;
       for (const [k, v] of Object.entries(o.driverInfo ?? {})) await baremetal(['node', 'set', uuid, '--driver-info', `${k}=${v}`]);
