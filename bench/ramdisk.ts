@@ -6,9 +6,9 @@
 // Needs `make binary kernel ramdisk`. Host start-up runs the executable with
 // --standalone on 127.0.0.1 (no Ironic, no kernel command line, no devices).
 import { spawn } from 'node:child_process';
-import { readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { REPO_ROOT } from '../test/helpers/netns.ts';
@@ -108,6 +108,9 @@ console.log(`ramdisk ${values.initrd}: ${mb(initrd)} compressed (goal <= 60 MB)`
 const files = readFileSync(`${values.initrd}.files`, 'utf8').trim().split('\n');
 const unpacked = files.reduce((sum, l) => sum + Number(l.split(' ')[0]), 0);
 console.log(`ramdisk content: ${mb(unpacked)} in ${files.length} files (/usr lives in a squashfs, read on demand)`);
+// The deploy ISO (make iso) carries kernel + ramdisk; BMCs cap virtual media size.
+const iso = join(dirname(values.initrd), 'metal-agent.iso');
+console.log(existsSync(iso) ? `deploy ISO ${iso}: ${mb(statSync(iso).size)} (goal <= 60 MB)` : `deploy ISO ${iso}: not built (make iso)`);
 for (const binary of values.binary) {
   console.log(`executable ${binary}: ${mb(statSync(binary).size)}`);
   const results = [];
