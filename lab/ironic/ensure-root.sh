@@ -14,6 +14,9 @@
 #   - Missing: builds it with install-root.sh into ROOT.partial, then renames it to ROOT, so an
 #     interrupted build never looks complete. Prints how long the build took.
 #   - METAL_AGENT_IRONIC_<NAME>_REFRESH=1: also apt-get upgrades the packages inside the root.
+#   - Either way the project's Ironic plugin (ironic-plugin/) is installed into the root by
+#     install-plugin.sh, keyed by the plugin's source hash, not by the root's stamp: a changed
+#     plugin is re-installed into a cached root (start.sh does the same before each start).
 # Concurrent callers serialize on a lock next to ROOT. Needs root (debootstrap, chroot).
 #
 # A root may have host directories bind-mounted into it by start.sh (/work, /tmp, ...) while an
@@ -37,6 +40,7 @@ say() { echo "ensure-$name: $*" >&2; }
 
 # The fast path: no lock, no network.
 if [[ -f $stamp && $refresh != 1 ]] && [[ -x $root/usr/bin/python3 ]]; then
+  "$here/install-plugin.sh" "$root" >&2   # the project's Ironic plugin, current with ironic-plugin/ (its own source hash)
   echo "$root"; exit 0
 fi
 
@@ -70,4 +74,5 @@ elif [[ $refresh == 1 ]]; then
   version=$(chroot "$root" dpkg-query -W -f='${Version}' python3-ironic)
   printf 'ironic=%s\nbuilt=%s\nrefreshed=%s\n' "$version" "$(sed -n 's/^built=//p' "$stamp")" "$(date -u +%FT%TZ)" > "$stamp"
 fi
+"$here/install-plugin.sh" "$root" >&2
 echo "$root"
