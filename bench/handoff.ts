@@ -6,7 +6,7 @@
 //        [--only reboot|kexec] [--serial-dir DIR (keeps each VM's console log)]
 //
 // Both variants start from the same point: a VM booted from our ramdisk
-// (SeaBIOS, ipa-kexec=1), the node `available` with the agent heartbeating
+// (SeaBIOS), the node `available` with the agent heartbeating
 // (fast track, no cleaning), and deploy the same partition image
 // (build/guest-root.img, GRUB installed by image.install_bootloader) with a
 // config drive. The clock runs from `baremetal node deploy` until the deployed
@@ -15,9 +15,11 @@
 //   as with a BMC: standby.power_off through the agent (qemu exits), then
 //   "power on", which this script plays by starting qemu again on the same
 //   disk with no kernel: SeaBIOS -> GRUB -> the deployed kernel.
-// - kexec: the power interface is `agent` (lab/ironic/agent-power-fix), so
-//   Ironic's reboot is standby.run_image and the agent kexecs into the
-//   deployed kernel: no firmware, no power cycle, the same qemu run.
+// - kexec: the same `fake` power, but the deploy interface is the project's
+//   plugin's `direct-kexec` (ironic-plugin/, hardware type
+//   manual-management-kexec): the deploy ends with standby.run_image and the
+//   agent kexecs into the deployed kernel: no firmware, no power cycle, the
+//   same qemu run.
 // A VM's firmware takes a second or two; a server's POST takes minutes, which
 // this does not show: the ratio here is a floor for what kexec saves.
 import { copyFile, mkdtemp, rm } from 'node:fs/promises';
@@ -109,18 +111,18 @@ async function deployOnce(variant: Variant, imageSha: string): Promise<Timing> {
       hostIp: net.hostIp,
       port: 6385,
       fastTrack: true,
-      agentPowerFix: variant === 'kexec',
       heartbeatTimeoutSec: 30,
       // The fake power interface never reads "off" after standby.power_off; a BMC would at once.
       extraConf: '[conductor]\nautomated_clean = false\n[agent]\npost_deploy_get_power_state_retries = 1\npost_deploy_get_power_state_retry_interval = 1\n',
     });
-    const uuid = await ironic.enroll(mac);
+    const kexec = variant === 'kexec' ? { driver: 'manual-management-kexec', deployInterface: 'direct-kexec' } : {};
+    const uuid = await ironic.enroll(mac, kexec);
     const vm = await startVm({
       network: net,
       mac,
       memoryMiB: Number(opt.memory),
       disks: [{ file: disk, bus: 'virtio', serial: 'BENCH-0' }],
-      kernelArgs: [`ipa-api-url=http://${net.hostIp}:6385`, 'ipa-kexec=1', `BOOTIF=01-${mac.replace(/:/g, '-')}`],
+      kernelArgs: [`ipa-api-url=http://${net.hostIp}:6385`, `BOOTIF=01-${mac.replace(/:/g, '-')}`],
     });
     vms.push(vm);
     // Fast track: the agent heartbeats while the node is available.
@@ -128,11 +130,10 @@ async function deployOnce(variant: Variant, imageSha: string): Promise<Timing> {
       const n = await ironic!.node(uuid);
       return n.provision_state === 'available' && n.driver_internal_info?.agent_url ? n : undefined;
     }, LIMIT_MS);
-    if (variant === 'kexec') await ironic.baremetal(['node', 'set', uuid, '--power-interface', 'agent']);
-    // Fast track needs the node's power state to read "on": the agent power
-    // interface says so by itself; the fake one only after a power-on. Without
-    // it the reboot variant's deploy waits for a heartbeat first (~14 s).
-    else await ironic.baremetal(['node', 'power', 'on', uuid]);
+    // Fast track needs the node's power state to read "on": the fake power
+    // interface says so only after a power-on. Without it the deploy waits for
+    // a heartbeat first (~14 s).
+    await ironic.baremetal(['node', 'power', 'on', uuid]);
     await ironic.baremetal([
       'node', 'set', uuid,
       '--instance-info', `image_source=${imageUrl}`,

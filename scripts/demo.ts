@@ -2,15 +2,16 @@
 // agent in its ramdisk in a qemu VM and a real, unmodified-API Ironic 21.4
 // driving it through its own CLI (`baremetal`):
 //
-//   enroll -> manage -> provide (automated cleaning) -> agent power interface
-//   -> deploy (Debian 12 guest image + config drive) -> kexec into the deployed
-//   OS (no reset) -> the guest prints the hostname from its config drive.
+//   enroll -> manage -> provide (automated cleaning) -> deploy (Debian 12
+//   guest image + config drive) -> kexec into the deployed OS (no reset) ->
+//   the guest prints the hostname from its config drive.
 //
 // Network: a namespace with a bridge, SLAAC only (radvd, no DHCP server); the
-// ramdisk boots with `ipa-api-url=mdns ipa-kexec=1` and finds Ironic over mDNS.
-// Ironic runs there with mDNS and fast track on, plus a small conductor shim
-// (lab/ironic/agent-power-fix, see docs/demo.md) without which 21.4
-// cannot send standby.run_image at the end of a deploy.
+// ramdisk boots with `ipa-api-url=mdns` and finds Ironic over mDNS. Ironic
+// runs there with mDNS and fast track on, and the project's Ironic plugin
+// (ironic-plugin/, loaded through Ironic's entry points): the node's deploy
+// interface `direct-kexec` ends the deploy with standby.run_image, which the
+// agent answers with a kexec, instead of a power cycle (docs/demo.md).
 //
 //   npx tsx scripts/demo.ts [--keep] [--hostname NAME] [--result-json FILE]
 //        [--serial-log FILE] [--ironic-log FILE] [--api-url http|mdns] [--memory MiB]
@@ -144,7 +145,6 @@ async function main(): Promise<number> {
       say(`   image ${imageUrl} sha256 ${imageSha.slice(0, 16)}…`);
       checkAbort();
       ironic = await startIronic({
-        agentPowerFix: true,
         // The deploy kernel and ramdisk are file:// URLs into build/, wherever this clone is.
         fileUrlPaths: [dirname(DEFAULT_KERNEL), dirname(DEFAULT_INITRD)],
         netns: net.ns.name,
@@ -168,8 +168,8 @@ async function main(): Promise<number> {
     const uuid = await stage('enroll', async () => {
       const id = (
         await bm([
-          'node', 'create', '--name', NODE, '--driver', 'manual-management',
-          '--management-interface', 'noop', '--power-interface', 'fake', '--boot-interface', 'pxe', '--deploy-interface', 'direct',
+          'node', 'create', '--name', NODE, '--driver', 'manual-management-kexec',
+          '--management-interface', 'noop', '--power-interface', 'fake', '--boot-interface', 'pxe', '--deploy-interface', 'direct-kexec',
           '--driver-info', `deploy_kernel=file://${DEFAULT_KERNEL}`, '--driver-info', `deploy_ramdisk=file://${DEFAULT_INITRD}`,
           '-f', 'value', '-c', 'uuid',
         ])
@@ -206,20 +206,16 @@ async function main(): Promise<number> {
         memoryMiB: Number(opt.memory),
         noReboot: true, // a reset (instead of a kexec) ends qemu, and the demo sees it
         disks: [{ sizeMiB: 8192, bus: 'virtio', serial: 'DEMO-DISK-0' }], // sparse; the agent wants >= 4 GiB (IPA's rule),
-        kernelArgs: [`ipa-api-url=${apiArg}`, 'ipa-kexec=1', `BOOTIF=01-${MAC.replace(/:/g, '-')}`],
+        // No ipa-kexec=1: the deploy interface direct-kexec arms the handoff itself.
+        kernelArgs: [`ipa-api-url=${apiArg}`, `BOOTIF=01-${MAC.replace(/:/g, '-')}`],
       });
-      say(`   VM started: qemu -no-reboot (a reset would end it), kernel args ipa-api-url=${apiArg} ipa-kexec=1; serial log ${vm.serialLog}`);
+      say(`   VM started: qemu -no-reboot (a reset would end it), kernel args ipa-api-url=${apiArg}; serial log ${vm.serialLog}`);
       await waitState(['available'], ['clean failed', 'error'], 1200);
       const n = await ironic!.node(uuid);
       say(`   agent ${n.driver_internal_info?.agent_url} kept heartbeating in available (fast track)`);
     });
 
-    // 5. Agent power interface: Ironic validates it only while an agent heartbeats.
-    await stage('power interface: agent (reboot = standby.run_image)', async () => {
-      await bm(['node', 'set', NODE, '--power-interface', 'agent']);
-    });
-
-    // 6. Deploy.
+    // 5. Deploy (direct-kexec: the deploy ends with the agent's kexec_handoff step and standby.run_image).
     const bootsBefore = (await vm!.serialText()).match(/Linux version \S+/g) ?? [];
     const serialMark = (await vm!.serialText()).length;
     const deployStart = Date.now();
@@ -227,7 +223,8 @@ async function main(): Promise<number> {
     const milestones: Array<{ what: string; ms: number }> = [];
     const watch = [
       { what: 'agent: image written, sha256 verified', re: /"progress":"write_image: done/ },
-      { what: 'agent: standby.run_image received (Ironic\'s reboot)', re: /"command":"standby\.run_image"[^\n]*"command started"/ },
+      { what: 'agent: kexec_handoff armed (direct-kexec)', re: /"progress":"kexec_handoff: loaded/ },
+      { what: 'agent: standby.run_image received (direct-kexec)', re: /"command":"standby\.run_image"[^\n]*"command started"/ },
       { what: 'agent: kexec -e into the deployed kernel', re: /handing off to the deployed OS with kexec/ },
       { what: 'guest: kernel booting (same qemu run)', re: /Linux version \S+/ },
       { what: 'guest: init read the config drive', re: /metal-guest: hostname=/ },
@@ -259,7 +256,7 @@ async function main(): Promise<number> {
       return n;
     });
 
-    // 7. The kexec'd guest.
+    // 6. The kexec'd guest.
     const guest = await stage('guest console line (kexec timing: milestones below)', async () => {
       const deadline = Date.now() + 900_000;
       const re = /metal-guest: hostname=(\S*) cmdline=([^\r\n]*)/;
@@ -292,7 +289,15 @@ async function main(): Promise<number> {
 
     result = {
       ok: final.provision_state === 'active' && guest.hostname === opt.hostname,
-      node: { uuid, provision_state: final.provision_state, power_interface: final.power_interface, last_error: final.last_error ?? null },
+      node: {
+        uuid,
+        provision_state: final.provision_state,
+        driver: final.driver,
+        deploy_interface: final.deploy_interface,
+        power_interface: final.power_interface,
+        power_state: final.power_state,
+        last_error: final.last_error ?? null,
+      },
       activeAt: active.provision_updated_at ?? null,
       guest,
       kernelsBooted: boots.map((b) => b.slice(14)),

@@ -77,10 +77,12 @@ class KexecAgentDeploy(agent.AgentDeploy):
 
     def _fall_back(self, task, client, why):
         node = task.node
-        LOG.warning('Node %(node)s: no kexec handoff (%(why)s); ending the deploy with a '
-                    'power cycle through the %(power)s power interface',
-                    {'node': node.uuid, 'why': why, 'power': node.power_interface})
-        if _can_power_on(task):
+        can_power_on = _can_power_on(task)
+        how = ('a power cycle through the %s power interface' if can_power_on
+               else "the agent's reboot (standby.run_image: the %s power interface cannot power on)")
+        LOG.warning('Node %(node)s: no kexec handoff (%(why)s); ending the deploy with %(how)s',
+                    {'node': node.uuid, 'why': why, 'how': how % node.power_interface})
+        if can_power_on:
             return super().tear_down_agent(task)
         # A power interface that cannot power on (`agent`): its only way out is run_image, which an
         # agent that could not arm the handoff answers with a reboot. Sent here rather than through

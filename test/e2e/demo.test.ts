@@ -10,11 +10,12 @@ import { DEFAULT_KERNEL } from './qemu.ts';
 // minutes; the two would duplicate each other): `make demo`'s script, run
 // non-interactively. A real Ironic 21.4 with fast track and mDNS in a
 // SLAAC-only namespace; a qemu VM (-no-reboot) boots the ramdisk with
-// ipa-api-url=mdns ipa-kexec=1; it is enrolled, managed, cleaned to
-// available (the agent stays), switched to the agent power interface and
-// deployed with build/guest.raw + a config drive; Ironic's end-of-deploy
-// reboot is standby.run_image, which the agent answers with a kexec into the
-// deployed kernel. Checked here from the artefacts the script leaves (serial
+// ipa-api-url=mdns; it is enrolled (manual-management-kexec, fake power,
+// deploy interface direct-kexec from ironic-plugin/), managed, cleaned to
+// available (the agent stays) and deployed with build/guest.raw + a config
+// drive; direct-kexec ends the deploy with the agent's kexec_handoff step and
+// standby.run_image, which the agent answers with a kexec into the deployed
+// kernel, and no power action. Checked here from the artefacts the script leaves (serial
 // log, Ironic log, result), against facts read from the image itself.
 
 const LIMIT_MS = 3_600_000; // a hang bound under TCG on 2 shared cores, not a speed check
@@ -41,12 +42,21 @@ describe('make demo: enroll -> clean -> deploy -> kexec into the deployed OS', (
     const ironicLog = readFileSync(files.ironic, 'utf8');
     expect(run.exitCode, out.slice(-4000)).toBe(0);
 
-    // Ironic: the node is active, on the agent power interface, and the deploy was a fast-track one ended by run_image.
+    // Ironic: the node is active and on, on direct-kexec; the deploy was a fast-track one ended by the
+    // plugin's handoff (the agent stopped answering after run_image: a real kexec), with no power action.
+    const id = result.node.uuid;
     expect(result.node.provision_state).toBe('active');
     expect(result.node.last_error).toBeNull();
-    expect(result.node.power_interface).toBe('agent');
-    expect(ironicLog).toMatch(new RegExp(`Performing a fast track deployment for ${result.node.uuid}`));
-    expect(ironicLog).toMatch(new RegExp(`Requested reboot of node ${result.node.uuid} via the agent`));
+    expect(result.node.deploy_interface).toBe('direct-kexec');
+    expect(result.node.power_interface).toBe('fake');
+    expect(result.node.power_state).toBe('power on');
+    const deployStart = ironicLog.search(new RegExp(`Performing a fast track deployment for ${id}`));
+    expect(deployStart).toBeGreaterThan(0);
+    const deployLog = ironicLog.slice(deployStart);
+    expect(deployLog).toMatch(new RegExp(`Node ${id}: kexec handoff armed: /boot/vmlinuz`));
+    expect(deployLog).toMatch(new RegExp(`Node ${id}: run_image sent, the agent stopped answering: the deployed OS is starting by kexec`));
+    expect(deployLog).toMatch(new RegExp(`Node ${id} runs the deployed OS after the kexec handoff; power is on`));
+    expect(deployLog).not.toMatch(new RegExp(`Successfully set node ${id} power state`));
 
     // The agent found Ironic over mDNS on a network without DHCP.
     expect(serial).toMatch(/conductor discovered over mDNS/);

@@ -38,12 +38,6 @@ export interface IronicOptions {
   mdns?: boolean;
   /** [deploy]http_url: where nodes fetch the state dir's http/ (iPXE boot; IRONIC_HTTP_URL). */
   httpUrl?: string;
-  /**
-   * Load lab/ironic/agent-power-fix (PYTHONPATH sitecustomize): Ironic 21.4 and
-   * 29.0 wipe agent_url before an agent-power reboot, so standby.run_image (our
-   * kexec) never reaches the agent. See that file.
-   */
-  agentPowerFix?: boolean;
 }
 
 export interface Ironic {
@@ -93,7 +87,6 @@ export async function startIronic(opts: IronicOptions = {}): Promise<Ironic> {
   if (opts.chroot) env.IRONIC_CHROOT = opts.chroot;
   if (opts.httpUrl) env.IRONIC_HTTP_URL = opts.httpUrl;
   if (opts.fileUrlPaths?.length) env.IRONIC_FILE_URL_PATHS = opts.fileUrlPaths.join(',');
-  if (opts.agentPowerFix) env.PYTHONPATH = join(LAB, 'agent-power-fix');
   if (opts.extraConf) {
     const f = join(stateDir, 'extra.conf');
     writeFileSync(f, opts.extraConf);

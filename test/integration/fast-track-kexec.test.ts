@@ -1,15 +1,19 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { Agent as UndiciAgent, fetch as ufetch } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startAgent, type AgentProcess } from '../helpers/agent-process.ts';
+import {
+  agentCommands as commands,
+  agentGet,
+  availableFastTrackNode,
+  deployImage as deploy,
+  expectDebianPlan,
+  type FastTrackNode,
+} from '../helpers/fast-track-node.ts';
 import { startImageServer, type ImageServer } from '../helpers/http-image-server.ts';
 import { sha256File } from '../helpers/images.ts';
 import { buildDebianDisk, type DebianDisk } from '../helpers/kexec-image.ts';
 import { startIronic, type Ironic } from '../helpers/ironic.ts';
-import { createLoopDisk, type LoopDisk } from '../helpers/loop-disk.ts';
 
 // Zero-reboot deploys through a real Ironic 21.4 with [deploy]fast_track on:
 // cleaning ends in `available` with the agent still up and heartbeating, the
@@ -20,92 +24,16 @@ import { createLoopDisk, type LoopDisk } from '../helpers/loop-disk.ts';
 // the deployed disk. Failures say why and leave the agent answering.
 //
 // Ironic 21.4 (and 29.0) cannot end a deploy through the agent power
-// interface as shipped: node_power_action(REBOOT) wipes agent_url and the
-// token (wipe_internal_info_on_power_off) before AgentPower.reboot sends
-// standby.run_image, which then fails with "Agent driver requires agent_url".
-// The first block pins that with the unmodified conductor; the second runs
-// the same 21.4 with lab/ironic/agent-power-fix, which keeps URL, token and CA for
-// agent-power nodes until AgentPower.reboot has sent run_image (it wipes URL
-// and token itself right after), i.e. what a conductor fix would do.
+// interface with the stock `direct` deploy: node_power_action(REBOOT) wipes
+// agent_url and the token (wipe_internal_info_on_power_off) before
+// AgentPower.reboot sends standby.run_image, which then fails with "Agent
+// driver requires agent_url". The first block pins that with `direct`; the
+// second deploys through the project's plugin (ironic-plugin/, installed and
+// enabled by lab/ironic/start.sh): hardware type manual-management-kexec,
+// deploy interface direct-kexec, whose tear_down_agent sends run_image itself
+// and never calls a power action. (test/integration/kexec-deploy-interface.test.ts
+// runs the plugin with a power interface that can power off, on 21.4 and 29.0.)
 
-
-const insecure = new UndiciAgent({ connect: { rejectUnauthorized: false } });
-
-async function agentGet(agent: AgentProcess, path: string): Promise<{ status: number; body: any }> {
-  const res = await ufetch(`${agent.url}${path}`, { dispatcher: insecure });
-  return { status: res.status, body: await res.json() };
-}
-
-interface FastTrackNode {
-  uuid: string;
-  mac: string;
-  disk: LoopDisk;
-  agent: AgentProcess;
-}
-
-/** Enrolls, cleans to `available` with an agent that stays, checks it keeps heartbeating, switches to agent power. */
-async function availableFastTrackNode(ironic: Ironic, cleanup: FastTrackNode[], i: number, agentArgs: string[]): Promise<FastTrackNode> {
-  const mac = `52:54:00:a0:0f:${String(10 + i).padStart(2, '0')}`;
-  const disk = await createLoopDisk(96, `ft${i}`);
-  const uuid = await ironic.enroll(mac, { rootDevice: { name: disk.device } });
-  const agent = await startAgent({ apiUrl: ironic.url, mac, allowedDevices: [disk.device], extraArgs: agentArgs });
-  const n = { uuid, mac, disk, agent };
-  cleanup.push(n);
-  const avail = await ironic.waitForState(uuid, ['available', 'clean failed'], 300);
-  expect(avail.last_error ?? null, agent.output().slice(-3000)).toBeNull();
-  expect(avail.provision_state).toBe('available');
-  // Fast track: Ironic kept the agent. Its URL stays recorded and heartbeats keep coming in `available`.
-  expect(avail.driver_internal_info.agent_url).toBe(agent.url);
-  const first = avail.driver_internal_info.agent_last_heartbeat as string;
-  let later = first;
-  for (let tries = 0; later === first && tries < 120; tries++) {
-    await sleep(1000);
-    const now = await ironic.node(uuid);
-    expect(now.provision_state).toBe('available');
-    expect(now.driver_internal_info.agent_url).toBe(agent.url);
-    later = now.driver_internal_info.agent_last_heartbeat;
-  }
-  expect(new Date(later).getTime()).toBeGreaterThan(new Date(first).getTime());
-  // The agent power interface validates only against a live agent.
-  await ironic.baremetal(['node', 'set', uuid, '--power-interface', 'agent']);
-  expect((await ironic.node(uuid)).power_interface).toBe('agent');
-  return n;
-}
-
-async function deploy(ironic: Ironic, server: ImageServer, n: FastTrackNode, image: string, extra: string[] = []) {
-  const url = server.serve(`/${n.uuid}-${image.split('/').pop()}`, { path: image });
-  await ironic.baremetal([
-    'node', 'set', n.uuid,
-    '--instance-info', `image_source=${url}`,
-    '--instance-info', 'image_os_hash_algo=sha256',
-    '--instance-info', `image_os_hash_value=${await sha256File(image)}`,
-    '--instance-info', 'image_disk_format=raw',
-  ]);
-  await ironic.baremetal(['node', 'deploy', n.uuid, ...extra]);
-  return ironic.waitForState(n.uuid, ['active', 'deploy failed'], 400);
-}
-
-async function commands(n: FastTrackNode): Promise<any[]> {
-  const r = await agentGet(n.agent, '/v1/commands/');
-  expect(r.status).toBe(200);
-  return r.body.commands;
-}
-
-function expectDebianPlan(debian: DebianDisk, plan: any, extraParams: string) {
-  expect(plan.dry_run).toBe(true);
-  expect(plan.message).toMatch(/^dry run: would kexec into \/boot\/vmlinuz-/);
-  expect(plan.method).toBe('grub');
-  expect(plan.source).toBe('/boot/grub/grub.cfg on partition 1');
-  expect(plan.kernel.path).toBe(`/boot/vmlinuz-${debian.kernel.version}`);
-  expect(plan.kernel.format).toBe('bzImage');
-  expect(plan.initrd.parts[0].path).toBe(`/boot/initrd.img-${debian.kernel.version}`);
-  expect(plan.initrd.size).toBe(debian.initrd.length);
-  const cmdline = `${debian.cmdline}${extraParams ? ` ${extraParams}` : ''}`;
-  expect(plan.cmdline).toBe(cmdline);
-  expect(plan.commands[0].slice(0, 2)).toEqual(['kexec', '-l']);
-  expect(plan.commands[0][4]).toBe(`--command-line=${cmdline}`);
-  expect(plan.commands.slice(1)).toEqual([['sync'], ['kexec', '-e']]);
-}
 
 const scratch = mkdtempSync(join(tmpdir(), 'metal-agent-fasttrack-'));
 let server: ImageServer;
@@ -126,10 +54,10 @@ afterAll(async () => {
   rmSync(scratch, { recursive: true, force: true });
 });
 
-function ironicWithNodes(opts: { shim: boolean }) {
+function ironicWithNodes() {
   const ctx = { ironic: undefined as unknown as Ironic, nodes: [] as FastTrackNode[] };
   beforeAll(async () => {
-    ctx.ironic = await startIronic({ fastTrack: true, heartbeatTimeoutSec: 10, agentPowerFix: opts.shim });
+    ctx.ironic = await startIronic({ fastTrack: true, heartbeatTimeoutSec: 10 });
   }, 120_000);
   afterAll(async () => {
     for (const n of ctx.nodes) await n.agent.stop().catch(() => undefined);
@@ -139,11 +67,18 @@ function ironicWithNodes(opts: { shim: boolean }) {
   return ctx;
 }
 
-describe('Ironic 21.4: fast track, as shipped', () => {
-  const ctx = ironicWithNodes({ shim: false });
+/** A node on agent power: stock `direct` (plugin false) or the plugin's manual-management-kexec + direct-kexec. */
+function agentPowerNode(i: number, agentArgs: string[], plugin: boolean) {
+  const mac = `52:54:00:a0:0f:${String(10 + i).padStart(2, '0')}`;
+  const kexec = plugin ? { driver: 'manual-management-kexec', deployInterface: 'direct-kexec' } : {};
+  return { mac, label: `ft${i}`, agentArgs, powerInterface: 'agent', ...kexec };
+}
+
+describe('Ironic 21.4: fast track, agent power, stock direct deploy', () => {
+  const ctx = ironicWithNodes();
 
   it('clean -> available with the agent heartbeating, agent power; the deploy starts at once, and 21.4 cannot send run_image (agent_url wiped)', async () => {
-    const n = await availableFastTrackNode(ctx.ironic, ctx.nodes, 1, ['--kexec']);
+    const n = await availableFastTrackNode(ctx.ironic, ctx.nodes, agentPowerNode(1, ['--kexec'], false));
     const node = await deploy(ctx.ironic, server, n, debianImage);
     // Fast track: the conductor skipped the power-off/boot of the ramdisk.
     expect(ctx.ironic.log()).toMatch(new RegExp(`Performing a fast track deployment for ${n.uuid}`));
@@ -158,7 +93,7 @@ describe('Ironic 21.4: fast track, as shipped', () => {
   }, 900_000);
 
   it('kexec_handoff deploy step on an image without a kernel fails the deploy with a clear error; the agent still answers', async () => {
-    const n = await availableFastTrackNode(ctx.ironic, ctx.nodes, 2, ['--kexec']);
+    const n = await availableFastTrackNode(ctx.ironic, ctx.nodes, agentPowerNode(2, ['--kexec'], false));
     const steps = JSON.stringify([{ interface: 'deploy', step: 'kexec_handoff', args: {}, priority: 50 }]);
     const node = await deploy(ctx.ironic, server, n, noKernelImage, ['--deploy-steps', steps]);
     expect(node.provision_state).toBe('deploy failed');
@@ -171,11 +106,11 @@ describe('Ironic 21.4: fast track, as shipped', () => {
   }, 900_000);
 });
 
-describe('Ironic 21.4: fast track with the agent-power reboot fixed (lab/ironic/agent-power-fix)', () => {
-  const ctx = ironicWithNodes({ shim: true });
+describe('Ironic 21.4: fast track, agent power, deploy interface direct-kexec (ironic-plugin)', () => {
+  const ctx = ironicWithNodes();
 
   it('kexec flag on: deploy to active with zero reboots; run_image answered by the kexec dry run naming the deployed kernel', async () => {
-    const n = await availableFastTrackNode(ctx.ironic, ctx.nodes, 3, ['--kexec']);
+    const n = await availableFastTrackNode(ctx.ironic, ctx.nodes, agentPowerNode(3, ['--kexec'], true));
     const kernelSha = await sha256File(debian.kernel.path);
     const node = await deploy(ctx.ironic, server, n, debianImage);
     expect(node.last_error ?? null, n.agent.output().slice(-4000)).toBeNull();
@@ -184,22 +119,25 @@ describe('Ironic 21.4: fast track with the agent-power reboot fixed (lab/ironic/
 
     const cmds = await commands(n);
     const names = cmds.map((c) => c.command_name);
-    // No power_off, no reboot: the deploy ends with sync + run_image.
+    // No power_off, no reboot: the deploy ends with sync, the plugin arming the handoff, run_image.
     expect(names).not.toContain('power_off');
-    expect(names.slice(-2)).toEqual(['sync', 'run_image']);
+    expect(names.slice(-3)).toEqual(['sync', 'execute_deploy_step', 'run_image']);
+    expect(cmds[cmds.length - 2].command_result.deploy_step.step).toBe('kexec_handoff');
     const runImage = cmds[cmds.length - 1];
     expect(runImage.command_status, JSON.stringify(runImage.command_error)).toBe('SUCCEEDED');
     expectDebianPlan(debian, runImage.command_result, '');
     expect(runImage.command_result.kernel.sha256).toBe(kernelSha);
     expect(runImage.command_result.device).toBe(n.disk.device);
-    expect(ctx.ironic.log()).toMatch(new RegExp(`Requested reboot of node ${n.uuid} via the agent`));
+    // The plugin sent run_image; the agent power interface's reboot (and its 30 s sleep) never ran.
+    expect(ctx.ironic.log()).toMatch(new RegExp(`Node ${n.uuid}: run_image answered without leaving the ramdisk \\(dry run: would kexec`));
+    expect(ctx.ironic.log()).not.toMatch(new RegExp(`Requested reboot of node ${n.uuid} via the agent`));
     expect(n.agent.output()).not.toMatch(/would reboot this machine/);
     // A dry run: the agent is still here.
     expect((await agentGet(n.agent, '/v1/status')).status).toBe(200);
   }, 900_000);
 
   it('kexec_handoff deploy step (no flag) with kernel params: armed after write_image, executed by run_image', async () => {
-    const n = await availableFastTrackNode(ctx.ironic, ctx.nodes, 4, []);
+    const n = await availableFastTrackNode(ctx.ironic, ctx.nodes, agentPowerNode(4, [], true));
     const steps = JSON.stringify([{ interface: 'deploy', step: 'kexec_handoff', args: { kernel_params: 'console=ttyS1 ipa-test=1' }, priority: 50 }]);
     const node = await deploy(ctx.ironic, server, n, debianImage, ['--deploy-steps', steps]);
     expect(node.last_error ?? null, n.agent.output().slice(-4000)).toBeNull();
@@ -210,6 +148,10 @@ describe('Ironic 21.4: fast track with the agent-power reboot fixed (lab/ironic/
     expect(step.command_status).toBe('SUCCEEDED');
     expect(step.command_result.deploy_result.armed).toBe(true);
     expectDebianPlan(debian, step.command_result.deploy_result, 'console=ttyS1 ipa-test=1');
+    // The plugin found the handoff armed by this deploy and kept it (arming again would drop the parameters).
+    expect(cmds.filter((c) => c.command_result?.deploy_step?.step === 'kexec_handoff')).toHaveLength(1);
+    expect(ctx.ironic.log()).toMatch(new RegExp(`Node ${n.uuid}: the deploy already armed the kexec handoff`));
+    expect(cmds.map((c) => c.command_name).slice(-2)).toEqual(['sync', 'run_image']);
     const runImage = cmds[cmds.length - 1];
     expect(runImage.command_name).toBe('run_image');
     expect(runImage.command_status).toBe('SUCCEEDED');
@@ -217,9 +159,15 @@ describe('Ironic 21.4: fast track with the agent-power reboot fixed (lab/ironic/
   }, 900_000);
 
   it('kexec flag on, image without a kernel: run_image fails with a clear error; the agent still answers', async () => {
-    const n = await availableFastTrackNode(ctx.ironic, ctx.nodes, 5, ['--kexec']);
-    // Ironic does not look at the outcome of the asynchronous run_image (as with IPA's reboot): the node goes active.
-    await deploy(ctx.ironic, server, n, noKernelImage);
+    const n = await availableFastTrackNode(ctx.ironic, ctx.nodes, agentPowerNode(5, ['--kexec'], true));
+    // Arming fails; with agent power the plugin's fallback is run_image unarmed (the agent's reboot),
+    // which --kexec turns into another attempt that fails the same way. Ironic does not look at the
+    // outcome of the asynchronous run_image (as with IPA's reboot): the node goes active.
+    const node = await deploy(ctx.ironic, server, n, noKernelImage);
+    expect(node.provision_state).toBe('active');
+    expect(ctx.ironic.log()).toMatch(
+      new RegExp(`Node ${n.uuid}: no kexec handoff \\(kexec_handoff failed: .*no kernel found.*\\); ending the deploy with the agent's reboot`),
+    );
     const cmds = await commands(n);
     const runImage = cmds[cmds.length - 1];
     expect(runImage.command_name).toBe('run_image');
