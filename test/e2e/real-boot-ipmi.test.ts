@@ -111,11 +111,14 @@ describe('Ironic 21.4 boots qemu nodes: ipmi (ipmi_sim) + ipxe (dnsmasq), no fas
         // provide: automated cleaning. Ironic powers the node on through IPMI, the
         // firmware iPXE-boots the agent, the agent erases the disk's metadata, and
         // Ironic powers the node off at the end (no fast track).
+        const t0 = Date.now();
+        const took = () => `${((Date.now() - t0) / 1000).toFixed(0)} s`;
         await ironic.baremetal(['node', 'provide', uuid]);
         const cleaned = await ironic.waitForState(uuid, ['available', 'clean failed'], LIMIT_MS / 2000, { everyMs: 2000 });
         const cleanConsole = await node.console();
         expect(cleaned.last_error ?? null, cleanConsole.slice(-3000)).toBeNull();
         expect(cleaned.provision_state).toBe('available');
+        console.log(`${spec.firmware}: available after ${took()} (cleaning)`);
         expect(cleaned.power_state).toBe('power off');
         expect(await node.bmcPowerStatus()).toBe('Chassis Power is off');
         const afterClean = node.powerOns();
@@ -123,6 +126,11 @@ describe('Ironic 21.4 boots qemu nodes: ipmi (ipmi_sim) + ipxe (dnsmasq), no fas
         // What booted was Ironic's iPXE chain, and the agent in it did the cleaning.
         expect(cleanConsole).toMatch(new RegExp(`http://${PXE_HOST_IP}:${PXE_HTTP_PORT}/boot\\.ipxe`));
         expect(cleanConsole).toMatch(new RegExp(`${uuid}/deploy_kernel`));
+        // The kernel parameters are Ironic's rendering: its own ipa-api-url beside ours.
+        const cmdline = /Command line: ([^\r\n]*)/.exec(cleanConsole)?.[1] ?? '';
+        expect(cmdline).toContain(`ipa-api-url=http://${PXE_HOST_IP}:6385`);
+        expect(cmdline).toContain('console=ttyS0,115200');
+        expect(cmdline).toContain(`BOOTIF=${node.mac}`);
         expect(cleanConsole).toMatch(/lookup succeeded/);
         expect(cleanConsole).toMatch(/erasing metadata on \/dev\/vda/);
         expect(ironic.log()).toMatch(/erase_devices_metadata/);
@@ -143,12 +151,14 @@ describe('Ironic 21.4 boots qemu nodes: ipmi (ipmi_sim) + ipxe (dnsmasq), no fas
         const deployed = await ironic.waitForState(uuid, ['active', 'deploy failed'], LIMIT_MS / 2000, { everyMs: 2000 });
         expect(deployed.last_error ?? null, (await node.console()).slice(-3000)).toBeNull();
         expect(deployed.provision_state).toBe('active');
+        console.log(`${spec.firmware}: active after ${took()}`);
         expect(ironic.log()).toMatch(/install_bootloader/);
 
         // The deployed OS, from its own disk, after the BMC's last power-on.
         const m = await node.waitForConsole(GUEST_LINE, LIMIT_MS / 4).catch(async (e: Error) => {
           throw new Error(`${e.message}\nconsole:\n${(await node.console()).slice(-3000)}`);
         });
+        console.log(`${spec.firmware}: deployed OS on the console after ${took()}`);
         expect(m[1]).toBe(hostname);
         expect(m[2]!.trim().split(/\s+/)[0]).toMatch(/^BOOT_IMAGE=\/boot\/vmlinuz-/); // GRUB from the disk booted it
         const last = lastBoot(await node.console());
