@@ -4,7 +4,7 @@
 SHELL := /bin/bash
 VITEST := npx vitest run
 
-.PHONY: all deps typecheck docs test test-unit test-integration e2e bench demo guest-image ironic-2025 clean
+.PHONY: all deps typecheck docs test test-unit test-integration e2e bench demo guest-image ironic-2025 ironic-2026 clean
 
 all: binary
 
@@ -28,9 +28,9 @@ test-unit: deps
 
 # Integration tests share loop devices, Ironic instances and namespaces with
 # nothing else, so their files run one after another. The release suite runs
-# against Ironic 21.4 and 29.0 (its Debian 13 root is built once and cached:
-# lab/ironic/ensure-2025.sh); the results are then printed per release.
-test-integration: deps ironic-2025
+# against Ironic 21.4, 29.0 and 39.0 (their Debian 13 and sid roots are built once and cached:
+# lab/ironic/ensure-2025.sh, ensure-2026.sh); the results are then printed per release.
+test-integration: deps ironic-2025 ironic-2026
 	@mkdir -p $(BUILD)
 	$(VITEST) --no-file-parallelism --reporter=default --reporter=json --outputFile.json=$(BUILD)/integration-results.json test/integration; \
 	  status=$$?; npx tsx scripts/release-report.ts $(BUILD)/integration-results.json || true; exit $$status
@@ -39,6 +39,11 @@ test-integration: deps ironic-2025
 # then answered from the cache in well under a second.
 ironic-2025: deps
 	lab/ironic/ensure-2025.sh >/dev/null
+
+# Ironic 39.0's Debian sid root (/var/cache/metal-agent/ironic-2026): built once (~8 minutes on
+# the CI machine; ensure-root.sh prints how long), then answered from the cache.
+ironic-2026: deps
+	lab/ironic/ensure-2026.sh >/dev/null
 
 # The demo's flow (test/e2e/demo.test.ts) runs last: it is the whole story.
 e2e: deps ramdisk guest-image
