@@ -3,19 +3,19 @@ import { join, resolve } from 'node:path';
 import { execa } from 'execa';
 import { startIronic, type Ironic, type IronicOptions } from './ironic.ts';
 
-// The two Ironic releases the integration suite runs against, and what tells
+// The Ironic releases the integration suite runs against, and what tells
 // them apart from a test's point of view. The agent itself has no such table:
 // it adapts to what the conductor sends (see docs/ironic-releases.md).
 
 const LAB = resolve(import.meta.dirname, '../../lab/ironic');
 
-export type IronicRelease = '21.4' | '29.0';
+export type IronicRelease = '21.4' | '29.0' | '39.0';
 
 export interface ReleaseTraits {
   openstack: string;
-  /** dpkg version of python3-ironic, on the host (21.4) or in the Debian 13 root (29.0). */
+  /** dpkg version of python3-ironic, on the host (21.4) or in the Debian 13 (29.0) or sid (39.0) root. */
   packageVersion: RegExp;
-  /** Lowest API microversion the release must answer with (21.4 speaks up to 1.82, 29.0 up to 1.96). */
+  /** Lowest API microversion the release must answer with (21.4 speaks up to 1.82, 29.0 up to 1.96, 39.0 up to 1.115). */
   minApiVersion: number;
   /** Whether the conductor sends agent_token on GETs of /v1/commands (29.0 does, 21.4 does not). */
   tokenOnGets: boolean;
@@ -24,13 +24,19 @@ export interface ReleaseTraits {
 export const RELEASES: Record<IronicRelease, ReleaseTraits> = {
   '21.4': { openstack: '2023.1', packageVersion: /^1:21\.4\./, minApiVersion: 82, tokenOnGets: false },
   '29.0': { openstack: '2025.1', packageVersion: /^1:29\.0\./, minApiVersion: 95, tokenOnGets: true },
+  '39.0': { openstack: '2026.2', packageVersion: /^1:39\.0\./, minApiVersion: 115, tokenOnGets: true },
 };
 
-/** The Ironic 29.0 root: $METAL_AGENT_IRONIC_2025_ROOT when it holds a finished build, else the cached one (built on first use). */
-export async function ironic2025Root(): Promise<string> {
-  const given = process.env.METAL_AGENT_IRONIC_2025_ROOT;
-  if (given && existsSync(join(given, '.metal-agent-ironic-2025'))) return given;
-  const { stdout } = await execa(join(LAB, 'ensure-2025.sh'), [], { stderr: 'inherit' });
+/** The root each chroot release runs from: its ensure script, and the variable that may name a finished build. */
+const ROOTS: Partial<Record<IronicRelease, { name: string }>> = { '29.0': { name: '2025' }, '39.0': { name: '2026' } };
+
+/** Where `release` runs from: undefined for the host's 21.4, else its Debian root (built on first use). */
+export async function ironicRoot(release: IronicRelease): Promise<string | undefined> {
+  const root = ROOTS[release];
+  if (!root) return undefined;
+  const given = process.env[`METAL_AGENT_IRONIC_${root.name}_ROOT`];
+  if (given && existsSync(join(given, `.metal-agent-ironic-${root.name}`))) return given;
+  const { stdout } = await execa(join(LAB, `ensure-${root.name}.sh`), [], { stderr: 'inherit' });
   return stdout.trim().split('\n').pop()!;
 }
 
@@ -45,7 +51,7 @@ export interface AgentSeen {
 }
 
 export interface ReleaseIronic extends Ironic {
-  /** The Debian 13 root 29.0 runs from; undefined for 21.4 (the host's package). */
+  /** The Debian root 29.0 or 39.0 runs from; undefined for 21.4 (the host's package). */
   root?: string;
   /** A path as the conductor wrote it (e.g. agent_verify_ca), as the host sees it. */
   hostPath(path: string): string;
@@ -59,7 +65,7 @@ export interface ReleaseIronic extends Ironic {
 
 /** Starts the given release with the same options: the suite's config differs in nothing else. */
 export async function startIronicRelease(release: IronicRelease, opts: Omit<IronicOptions, 'chroot'> = {}): Promise<ReleaseIronic> {
-  const root = release === '29.0' ? await ironic2025Root() : undefined;
+  const root = await ironicRoot(release);
   const ironic = await startIronic({ ...opts, chroot: root });
   const chrootArgs = (cmd: string[]) => (root ? ['chroot', [root, ...cmd]] : [cmd[0]!, cmd.slice(1)]) as [string, string[]];
   const secretToken = async (uuid: string) => {
