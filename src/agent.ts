@@ -1,14 +1,17 @@
 import { readFileSync } from 'node:fs';
+import type { Server as TlsServer } from 'node:tls';
 import type { FastifyInstance } from 'fastify';
 import { buildApi } from './api/server.ts';
-import { generateSelfSigned, loadTls, type TlsMaterial } from './api/tls.ts';
+import { applyServedTls, generateSelfSigned, loadTls, servedTls, type TlsMaterial } from './api/tls.ts';
 import { isUsableToken, TokenKeeper, type TokenOffer } from './api/token.ts';
 import { CommandEngine } from './commands/engine.ts';
 import { registerExtensions } from './commands/extensions/index.ts';
 import type { CommandHost } from './commands/extensions/index.ts';
+import { splitApiUrls } from './base/api-urls.ts';
 import { withOverrides, type AgentConfig } from './config.ts';
 import { hostForUrl, localAddressTowards, lookupMacs } from './conductor/addresses.ts';
 import { ConductorClient, type LookupResult } from './conductor/client.ts';
+import { postInspectionWithRetry } from './conductor/inspection-post.ts';
 import { ConductorSession } from './conductor/session.ts';
 import { discoverConductor } from './conductor/mdns.ts';
 import { splitZone } from './conductor/discovery-http.ts';
@@ -153,6 +156,27 @@ export class Agent implements CommandHost {
     return verdict === 'absent' && config.agent_token_required !== true;
   }
 
+  /**
+   * What Ironic 2026.2's lookup asks besides the token (IPA 13's process_lookup_data):
+   * the HTTPS server's lowest TLS version and TLS 1.2 suites, and whether to
+   * probe the BMC for the inventory.
+   */
+  private applyLookupSettings(config: Record<string, any>): void {
+    if (typeof config.agent_skip_bmc_detect === 'boolean' && config.agent_skip_bmc_detect !== this.hardware.skipBmcDetect) {
+      this.hardware.skipBmcDetect = config.agent_skip_bmc_detect;
+      log.info({ skip: config.agent_skip_bmc_detect }, 'BMC detection in the inventory, as the conductor asks');
+    }
+    if (!this.tls || !this.server || !('tls_min_version' in config || 'tls_cipher_suites' in config)) return;
+    const { tls, ignored } = servedTls(config);
+    if (ignored.length) log.warn({ ignored }, 'conductor TLS settings not applied');
+    try {
+      applyServedTls(this.server.server as unknown as TlsServer, this.tls, tls);
+      log.info({ minVersion: tls.minVersion, ciphers: tls.ciphers }, 'serving TLS as the conductor asks');
+    } catch (err) {
+      log.warn({ err: (err as Error).message, asked: config.tls_cipher_suites }, 'conductor TLS cipher list refused: TLS left as it was');
+    }
+  }
+
   /** The node as last sent by Ironic (with a command) or learnt at lookup. */
   lastNode(): Record<string, any> {
     return this.nodeSession.lastNode();
@@ -237,6 +261,7 @@ export class Agent implements CommandHost {
         // What the conductor asks of us (features and switches differ by release); never the token.
         const { agent_token: _token, ...shown } = r.config ?? {};
         log.info({ config: shown }, 'conductor config from lookup');
+        this.applyLookupSettings(r.config ?? {});
         return this.takeLookupToken(r);
       },
       heartbeatBody: () => ({
@@ -289,7 +314,8 @@ export class Agent implements CommandHost {
     if (!this.config.apiUrl || this.config.apiUrl === 'mdns') return '127.0.0.1';
     // A link-local conductor (http://[fe80::1%25eth0]:6385): WHATWG URLs have no
     // zone, so it is split off and given back to the socket that picks our address.
-    const { url, zone } = splitZone(this.config.apiUrl);
+    // Of several API URLs, the first one says which of our addresses Ironic reaches.
+    const { url, zone } = splitZone(splitApiUrls(this.config.apiUrl)[0]!);
     const u = new URL(url);
     const port = Number(u.port || (u.protocol === 'https:' ? 443 : 80));
     const host = decodeURIComponent(u.hostname).replace(/^\[|\]$/g, '');
@@ -309,8 +335,8 @@ export class Agent implements CommandHost {
           insecure: this.config.insecure,
           cafile: this.config.cafile,
         });
-      const res = await client.postInspection(this.config.inspectionCallbackUrl!, payload);
-      log.info({ status: res.status }, 'inspection data sent');
+      const res = await postInspectionWithRetry(client, this.config.inspectionCallbackUrl!, payload);
+      if (res.ok) log.info({ status: res.status }, 'inspection data sent');
     } catch (err) {
       log.error({ err: (err as Error).message }, 'inspection callback failed');
     }

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { splitApiUrls } from './base/api-urls.ts';
 import { splitZone } from './base/url-zone.ts';
 import { parseBoolean } from './base/booleans.ts';
 import { parseKernelCmdline } from './base/kernel-cmdline.ts';
@@ -32,7 +33,7 @@ interface ParamSpec {
 }
 
 const PARAMS = [
-  { name: 'api-url', kind: 'string', help: 'Ironic API URL, or "mdns" to discover it' },
+  { name: 'api-url', kind: 'string', help: 'Ironic API URL (several: comma separated, tried in turn), or "mdns" to discover it' },
   { name: 'agent-token', kind: 'string',
     help: 'agent token handed out by Ironic (normally learnt at lookup; virtual media gives it at boot); 32+ characters',
   },
@@ -149,14 +150,19 @@ function parseUrl(raw: string): URL {
 
 function validate(cfg: AgentConfig): void {
   if (cfg.apiUrl !== undefined && cfg.apiUrl !== 'mdns') {
-    let u: URL;
-    try {
-      u = parseUrl(cfg.apiUrl);
-    } catch {
-      throw new ConfigError(`parameter api-url: "${cfg.apiUrl}" is neither a URL nor "mdns"`);
-    }
-    if (u.protocol !== 'http:' && u.protocol !== 'https:') {
-      throw new ConfigError(`parameter api-url: "${cfg.apiUrl}" must be http:// or https://`);
+    // Several APIs may be given, comma separated (IPA's rule): each must be a URL.
+    const urls = splitApiUrls(cfg.apiUrl);
+    if (!urls.length) throw new ConfigError(`parameter api-url: "${cfg.apiUrl}" is neither a URL nor "mdns"`);
+    for (const raw of urls) {
+      let u: URL;
+      try {
+        u = parseUrl(raw);
+      } catch {
+        throw new ConfigError(`parameter api-url: "${raw}" is neither a URL nor "mdns"`);
+      }
+      if (u.protocol !== 'http:' && u.protocol !== 'https:') {
+        throw new ConfigError(`parameter api-url: "${raw}" must be http:// or https://`);
+      }
     }
   }
   for (const p of ['listenPort', 'advertisePort'] as const) {

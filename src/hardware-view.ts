@@ -71,8 +71,15 @@ export class HardwareView {
     return { vendor: this.probes.systemManufacturer(), disks: await this.disks(), hasTool: (t) => onPath(t) };
   }
 
+  /** Set from the lookup's agent_skip_bmc_detect: the conductor knows the BMC, do not probe it. */
+  skipBmcDetect = false;
+
   async inventory(): Promise<unknown> {
-    return this.probes.collectInventory({ collectLldp: this.config.collectLldp, listDisks: this.probes.listDisks });
+    return this.probes.collectInventory({
+      collectLldp: this.config.collectLldp,
+      listDisks: this.probes.listDisks,
+      skipBmcDetect: this.skipBmcDetect,
+    });
   }
 
   async inspectionPayload(): Promise<unknown> {

@@ -1,7 +1,7 @@
 import { generateKeyPairSync, randomBytes, sign, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
-import type { SecureContextOptions } from 'node:tls';
+import type { SecureContextOptions, Server as TlsServer } from 'node:tls';
 import { AsnConvert, OctetString } from '@peculiar/asn1-schema';
 import { ecdsaWithSHA512 } from '@peculiar/asn1-ecc';
 import {
@@ -43,8 +43,42 @@ const OID_COMMON_NAME = '2.5.4.3';
 const VALID_DAYS = 30;
 const CLOCK_SKEW_SECONDS = 3600;
 
-/** Served TLS versions: IPA 11.6+ refuses anything older than TLS 1.2. */
-export const TLS_SERVER_OPTIONS: Pick<SecureContextOptions, 'minVersion'> = { minVersion: 'TLSv1.2' };
+/** TLS 1.3's suites: always on (IPA: "TLS 1.3 cipher suites are automatically selected by the TLS library"). */
+const TLS13_SUITES = 'TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256';
+/** IPA 13's default TLS 1.2 suites (config.py tls_cipher_suites): forward secret AEAD only. */
+const TLS12_DEFAULT_SUITES = 'ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-RSA-AES128-GCM-SHA256';
+
+export type ServedTls = Required<Pick<SecureContextOptions, 'minVersion' | 'maxVersion' | 'ciphers'>>;
+
+/** Served TLS by default: 1.3 offered, nothing older than 1.2 (IPA 11.6+). */
+export const TLS_SERVER_OPTIONS: ServedTls = { minVersion: 'TLSv1.2', maxVersion: 'TLSv1.3', ciphers: `${TLS13_SUITES}:${TLS12_DEFAULT_SUITES}` };
+
+/**
+ * What the conductor asks of the agent's HTTPS server at lookup (Ironic 2026.2,
+ * api/controllers/v1/ramdisk.py config()): tls_min_version is [agent]tls_minimum_version,
+ * "1.2" or "1.3" (default "1.3"); tls_cipher_suites is [agent]tls_ciphers, an OpenSSL cipher
+ * list for TLS 1.2, or null. IPA 13 applies both (agent.py process_lookup_data). Never below
+ * 1.2, whatever is asked: an older or unknown version keeps the default, and says so.
+ */
+export function servedTls(conductor: { tls_min_version?: unknown; tls_cipher_suites?: unknown }): { tls: ServedTls; ignored: string[] } {
+  const tls = { ...TLS_SERVER_OPTIONS };
+  const ignored: string[] = [];
+  const asked = conductor.tls_min_version;
+  if (asked !== undefined && asked !== null && asked !== '') {
+    const version = String(asked).replace(/^TLSv?/i, '');
+    if (version === '1.3') tls.minVersion = 'TLSv1.3';
+    else if (version !== '1.2') ignored.push(`tls_min_version ${JSON.stringify(asked)} (never below TLS 1.2)`);
+  }
+  const suites = conductor.tls_cipher_suites;
+  if (typeof suites === 'string' && suites.trim()) {
+    const given = suites.trim();
+    // A TLS 1.2 list alone would switch TLS 1.3 off in OpenSSL's terms for Node: its suites stay.
+    tls.ciphers = /(^|:)TLS_/.test(given) ? given : `${TLS13_SUITES}:${given}`;
+  } else if (suites !== undefined && suites !== null && suites !== '') {
+    ignored.push(`tls_cipher_suites ${JSON.stringify(suites)} (not a cipher list)`);
+  }
+  return { tls, ignored };
+}
 
 export interface TlsMaterial {
   cert: string;
@@ -123,4 +157,12 @@ function pem(label: string, der: Buffer): string {
 
 export function loadTls(certfile: string, keyfile: string): TlsMaterial {
   return { cert: readFileSync(certfile, 'utf8'), key: readFileSync(keyfile, 'utf8') };
+}
+
+/**
+ * Serves `tls` from now on (new connections; open ones keep theirs). A cipher
+ * list OpenSSL rejects leaves the server as it was, and throws.
+ */
+export function applyServedTls(server: TlsServer, material: TlsMaterial, tls: ServedTls): void {
+  server.setSecureContext({ cert: material.cert, key: material.key, ...tls });
 }

@@ -1,11 +1,20 @@
 import { readFileSync } from 'node:fs';
 import { Agent, request, type Dispatcher } from 'undici';
+import { splitApiUrls } from '../base/api-urls.ts';
 import { conductorTarget } from './discovery-http.ts';
 import { log } from '../log.ts';
 
 // The Ironic side of the conversation: lookup and heartbeat (Ironic's
 // api/controllers/v1/ramdisk.py). Typed outcomes instead of exceptions for the
 // answers the agent must react to (not yet known, locked, token wiped).
+//
+// ipa-api-url may name several APIs (comma separated, as IPA allows). Each
+// request goes to the one that answered last, and moves on to the next when
+// that one cannot be reached (IPA's rule) or answers 403: Ironic 2026.2 says
+// 403 when its ramdisk endpoints are switched off on that API
+// ([api]enable_ramdisk_endpoints, or a public API that only serves users), so
+// another API of the same deployment is worth asking. The one that answers
+// moves to the front.
 
 export interface LookupResult {
   node: Record<string, any> & { uuid: string };
@@ -33,6 +42,7 @@ export interface HeartbeatBody {
 }
 
 export interface ConductorClientOptions {
+  /** One URL, or several separated by commas (tried in order; see above). */
   apiUrl: string;
   apiVersion: string;
   insecure: boolean;
@@ -41,9 +51,16 @@ export interface ConductorClientOptions {
   timeoutMs?: number;
 }
 
+interface Target {
+  base: string;
+  dispatcher: Dispatcher;
+}
+
 export class ConductorClient {
   private readonly dispatcher: Dispatcher;
-  private readonly base: string;
+  private readonly agentOptions: Agent.Options;
+  /** The APIs, the one that answered last first. */
+  private targets: Target[];
 
   constructor(private readonly opts: ConductorClientOptions) {
     const agentOptions: Agent.Options = {
@@ -54,15 +71,54 @@ export class ConductorClient {
       headersTimeout: opts.timeoutMs ?? 30_000,
       bodyTimeout: opts.timeoutMs ?? 30_000,
     };
+    this.agentOptions = agentOptions;
+    this.dispatcher = new Agent(agentOptions);
     // A link-local conductor (fe80::1%eth0) needs the zone at connect time,
-    // which URLs cannot carry through undici.
-    const target = conductorTarget(opts.apiUrl, agentOptions);
-    this.base = target.url.replace(/\/+$/, '');
-    this.dispatcher = target.dispatcher ?? new Agent(agentOptions);
+    // which URLs cannot carry through undici: such a URL gets its own dispatcher.
+    this.targets = splitApiUrls(opts.apiUrl).map((url) => {
+      const target = conductorTarget(url, agentOptions);
+      return { base: target.url.replace(/\/+$/, ''), dispatcher: target.dispatcher ?? this.dispatcher };
+    });
+    if (!this.targets.length) throw new Error(`no API URL in "${opts.apiUrl}"`);
   }
 
+  /** The API in use (the one that answered last). */
   get apiUrl(): string {
-    return this.base;
+    return this.targets[0]!.base;
+  }
+
+  /**
+   * `path` on each API in turn, from the one that answered last: the first answer
+   * other than 403 wins, and its API goes first from now on. When every API
+   * refuses (403) the last refusal is the answer; when none can be reached, the
+   * last error is thrown.
+   */
+  private async send(path: string, options: { method?: Dispatcher.HttpMethod; headers: Record<string, string>; body?: string }) {
+    let last: { statusCode: number; text: string } | undefined;
+    let lastError: unknown;
+    for (const [i, t] of this.targets.entries()) {
+      const more = i < this.targets.length - 1;
+      try {
+        const res = await request(`${t.base}${path}`, { ...options, dispatcher: t.dispatcher });
+        const text = await res.body.text();
+        if (res.statusCode === 403 && more) {
+          log.warn({ api: t.base, path: path.split('?')[0], message: ironicError(text) }, 'API refused the ramdisk endpoint (403): trying the next API URL');
+          last = { statusCode: res.statusCode, text };
+          continue;
+        }
+        if (i > 0) {
+          this.targets = [...this.targets.slice(i), ...this.targets.slice(0, i)];
+          log.info({ api: t.base }, 'using this API URL from now on');
+        }
+        return { statusCode: res.statusCode, text };
+      } catch (err) {
+        if (!more) throw err;
+        lastError = err;
+        log.warn({ api: t.base, err: (err as Error).message }, 'API unreachable: trying the next API URL');
+      }
+    }
+    if (last) return last;
+    throw lastError;
   }
 
   private headers(): Record<string, string> {
@@ -78,8 +134,8 @@ export class ConductorClient {
     const q = new URLSearchParams();
     if (addresses.length) q.set('addresses', addresses.join(','));
     if (nodeUuid) q.set('node_uuid', nodeUuid);
-    const res = await request(`${this.base}/v1/lookup?${q}`, { headers: this.headers(), dispatcher: this.dispatcher });
-    const text = await res.body.text();
+    const res = await this.send(`/v1/lookup?${q}`, { headers: this.headers() });
+    const text = res.text;
     if (res.statusCode === 200) {
       const parsed = JSON.parse(text) as LookupResult;
       if (!parsed?.node?.uuid) throw new Error(`lookup answer without node.uuid: ${text.slice(0, 200)}`);
@@ -89,13 +145,12 @@ export class ConductorClient {
   }
 
   async heartbeat(nodeUuid: string, body: HeartbeatBody): Promise<HeartbeatOutcome> {
-    const res = await request(`${this.base}/v1/heartbeat/${encodeURIComponent(nodeUuid)}`, {
+    const res = await this.send(`/v1/heartbeat/${encodeURIComponent(nodeUuid)}`, {
       method: 'POST',
       headers: { ...this.headers(), 'content-type': 'application/json' },
       body: JSON.stringify(body),
-      dispatcher: this.dispatcher,
     });
-    const text = await res.body.text();
+    const text = res.text;
     if (res.statusCode === 202 || res.statusCode === 200) return { kind: 'ok' };
     const message = ironicError(text);
     if (res.statusCode === 409) return { kind: 'locked', message };
@@ -107,17 +162,20 @@ export class ConductorClient {
 
   /** POSTs the inspection payload (ipa-inspection-callback-url). */
   async postInspection(url: string, payload: unknown): Promise<{ status: number; body: string }> {
-    const res = await request(url, {
+    const target = conductorTarget(url, this.agentOptions);
+    const res = await request(target.url, {
       method: 'POST',
       headers: { ...this.headers(), 'content-type': 'application/json' },
       body: JSON.stringify(payload),
-      dispatcher: this.dispatcher,
+      dispatcher: target.dispatcher ?? this.dispatcher,
     });
+    if (target.dispatcher) await target.dispatcher.close().catch(() => undefined);
     return { status: res.statusCode, body: await res.body.text() };
   }
 
   async close(): Promise<void> {
-    await this.dispatcher.close().catch((err: unknown) => log.debug({ err }, 'closing conductor client'));
+    const all = new Set([this.dispatcher, ...this.targets.map((t) => t.dispatcher)]);
+    for (const d of all) await d.close().catch((err: unknown) => log.debug({ err }, 'closing conductor client'));
   }
 }
 

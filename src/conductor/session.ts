@@ -4,9 +4,11 @@ import { Backoff } from './backoff.ts';
 import type { ConductorClient, HeartbeatBody, LookupResult } from './client.ts';
 
 // Lookup with back-off, then heartbeats for as long as the agent lives: at a
-// jittered fraction of heartbeat_timeout, at once when a command ends, soon
-// again when the node is locked, and after a fresh lookup when Ironic stops
-// knowing our token (a phase ended without the node being rebooted).
+// jittered fraction of heartbeat_timeout, at once when a command ends, 5 to
+// 10 s later when a heartbeat fails (409: the node is locked, or its agent URL
+// not recorded yet; any other error; the conductor unreachable), as IPA does,
+// and after a fresh lookup when Ironic stops knowing our token (a phase ended
+// without the node being rebooted).
 //
 // Without a token Ironic accepts, heartbeats are pointless (Ironic refuses
 // every one without the node's token): a lookup that leaves the agent without
@@ -28,6 +30,9 @@ export interface SessionOptions {
   /** Takes a lookup's answer; false when the agent holds no token Ironic would accept (do not heartbeat yet). */
   onLookup(result: LookupResult): boolean | void;
   token(): string | undefined;
+  /** Sees every wait between heartbeats before it starts (ms, and why): tests read the plan, not the clock. */
+  onWait?(ms: number, why: 'interval' | 'retry' | 'refused'): void;
+  random?: () => number;
 }
 
 export class LookupTimeoutError extends Error {}
@@ -35,7 +40,17 @@ export class LookupTimeoutError extends Error {}
 const MAX_LOOKUP_BACKOFF_MS = 30_000;
 /** Longest wait between attempts once Ironic refuses us: how late a token-less agent notices a new token. */
 export const MAX_REFUSED_BACKOFF_MS = 60_000;
-const LOCKED_RETRY_MS = 5_000;
+/**
+ * After a failed heartbeat (409 locked / agent URL not recorded yet, an error,
+ * the conductor unreachable): between 5 and 10 s, as IPA (5 s times a jitter
+ * of 1 to 2), so a node keeps a dozen tries within the default 300 s
+ * heartbeat_timeout and a rack of agents does not retry in step.
+ */
+export const HEARTBEAT_RETRY_MS = { min: 5_000, max: 10_000 } as const;
+
+export function heartbeatRetryMs(random: () => number = Math.random): number {
+  return Math.round(HEARTBEAT_RETRY_MS.min + (HEARTBEAT_RETRY_MS.max - HEARTBEAT_RETRY_MS.min) * Math.min(Math.max(random(), 0), 1));
+}
 
 export class ConductorSession {
   private stopped = false;
@@ -90,7 +105,11 @@ export class ConductorSession {
 
   /** IPA: between 0.3 and 0.6 of heartbeat_timeout, so a lost beat still leaves time. */
   private intervalMs(): number {
-    return this.heartbeatTimeoutSec * (0.3 + Math.random() * 0.3) * 1000;
+    return this.heartbeatTimeoutSec * (0.3 + this.random() * 0.3) * 1000;
+  }
+
+  private random(): number {
+    return (this.opts.random ?? Math.random)();
   }
 
   /** Sends a heartbeat as soon as possible (a command just ended). */
@@ -116,12 +135,18 @@ export class ConductorSession {
         // Refused, or no usable token: look up again after the back-off.
         const wait = this.refusals.next();
         log.info({ retryInMs: wait, token: this.opts.token() ? 'held' : 'none' }, 'looking the node up again after a back-off');
+        this.opts.onWait?.(wait, 'refused');
         await this.pause(wait);
         if (this.stopped) break;
         await this.lookup(undefined, this.refusals).catch((err: unknown) => log.warn({ err: (err as Error).message }, 'lookup'));
         continue;
       }
       let next = this.intervalMs();
+      let why: 'interval' | 'retry' = 'interval';
+      const retrySoon = () => {
+        next = heartbeatRetryMs(() => this.random());
+        why = 'retry';
+      };
       try {
         const body: HeartbeatBody = { ...this.opts.heartbeatBody(), agent_token: this.opts.token() };
         const outcome = await this.opts.client.heartbeat(this.nodeUuid!, body);
@@ -132,8 +157,8 @@ export class ConductorSession {
             log.debug({ node: this.nodeUuid }, 'heartbeat accepted');
             break;
           case 'locked':
-            log.info({ message: outcome.message }, 'heartbeat: node locked, retrying soon');
-            next = LOCKED_RETRY_MS;
+            retrySoon();
+            log.info({ message: outcome.message, retryInMs: next }, 'heartbeat answered 409 (node locked, or agent URL not recorded yet): retrying soon');
             break;
           case 'relookup':
             log.warn({ status: outcome.status, message: outcome.message }, 'heartbeat refused; looking the node up again');
@@ -141,13 +166,18 @@ export class ConductorSession {
             next = 0;
             break;
           case 'error':
-            log.warn({ status: outcome.status, message: outcome.message }, 'heartbeat failed');
+            retrySoon();
+            log.warn({ status: outcome.status, message: outcome.message, retryInMs: next }, 'heartbeat failed: retrying soon');
             break;
         }
       } catch (err) {
-        log.warn({ err: (err as Error).message }, 'heartbeat: conductor unreachable');
+        retrySoon();
+        log.warn({ err: (err as Error).message, retryInMs: next }, 'heartbeat: conductor unreachable, retrying soon');
       }
-      if (next > 0) await this.pause(next);
+      if (next > 0) {
+        this.opts.onWait?.(next, why);
+        await this.pause(next);
+      }
     }
   }
 

@@ -7,6 +7,7 @@ import { listBlockDevices } from './block-devices.ts';
 import { getCpu, type Cpu } from './cpu.ts';
 import { listNetworkInterfaces, type NetworkInterface } from './interfaces.ts';
 import { getMemory, type Memory } from './memory.ts';
+import { fitInspectionPayload } from './inspection-limits.ts';
 import { guessRootDisk, RootDeviceNotFoundError } from './root-device-hints.ts';
 import { readTrimmed } from './sysfs.ts';
 import { getSystemVendor, type SystemVendor } from './system-vendor.ts';
@@ -27,8 +28,9 @@ export interface Inventory {
   cpu: Cpu;
   disks: BlockDevice[];
   memory: Memory;
-  bmc_address: string;
-  bmc_v6address: string;
+  /** null when the conductor said agent_skip_bmc_detect (it manages the BMC out of band: Redfish). */
+  bmc_address: string | null;
+  bmc_v6address: string | null;
   system_vendor: SystemVendor;
   boot: BootInfo;
   hostname: string;
@@ -40,6 +42,11 @@ export interface InventoryOptions {
   lldpTimeoutSec?: number;
   /** Overrides BOOTIF from /proc/cmdline. */
   bootif?: string | null;
+  /**
+   * Ironic 2026.2's agent_skip_bmc_detect (lookup config; true for redfish management):
+   * no ipmitool probing, bmc_address and bmc_v6address null, as IPA 13 reports them.
+   */
+  skipBmcDetect?: boolean;
   /** Where disks come from; defaults to every local disk, listed read-only. */
   listDisks?: () => Promise<BlockDevice[]>;
 }
@@ -59,8 +66,8 @@ export async function collectInventory(opts: InventoryOptions = {}): Promise<Inv
     getCpu(),
     (opts.listDisks ?? (() => listBlockDevices()))(),
     getMemory(),
-    getBmcAddress(),
-    getBmcV6Address(),
+    opts.skipBmcDetect ? null : getBmcAddress(),
+    opts.skipBmcDetect ? null : getBmcV6Address(),
     getSystemVendor(),
   ]);
   const inventory: Inventory = {
@@ -89,6 +96,8 @@ export interface InspectionPayload {
   logs?: string;
   /** Accumulated collector failures, or null. */
   error: string | null;
+  /** Set when the logs were cut to fit Ironic's body limit (inspection-limits.ts). */
+  logs_truncated?: { reason: string; original_chars: number; sent_chars: number };
 }
 
 /**
@@ -121,5 +130,6 @@ export function inspectionPayload(
     log.warn('no suitable root device detected for the inspection data');
   }
   if (opts.logs !== undefined) payload.logs = opts.logs;
-  return payload;
+  // Under Ironic's body and nesting limits, logs cut if need be (and said so).
+  return fitInspectionPayload(payload as InspectionPayload & Record<string, unknown>).payload;
 }

@@ -21,6 +21,12 @@ export interface FakeIronicOptions {
   lookupToken(): string | undefined;
   nodeToken(): string | undefined;
   heartbeatTimeoutSec?: number;
+  /** More lookup config (Ironic 2026.2: tls_min_version, tls_cipher_suites, agent_skip_bmc_detect). */
+  config?: () => Record<string, unknown>;
+  /** A status to answer a heartbeat with instead of Ironic's verdict (409: locked / agent URL not recorded yet). */
+  heartbeatOverride?: () => number | undefined;
+  /** Answer every request with 403, as an API with [api]enable_ramdisk_endpoints off does. */
+  forbidden?: boolean;
 }
 
 export async function startFakeIronic(opts: FakeIronicOptions) {
@@ -33,13 +39,28 @@ export async function startFakeIronic(opts: FakeIronicOptions) {
         res.writeHead(status, { 'content-type': 'application/json' });
         res.end(JSON.stringify(value));
       };
+      const kind = req.url?.startsWith('/v1/lookup') ? 'lookup' : 'heartbeat';
+      if (opts.forbidden) {
+        requests.push({ at: Date.now(), kind, status: 403 });
+        return reply(403, { error_message: JSON.stringify({ faultstring: `Access was denied to the following resource: ${req.url}` }) });
+      }
       if (req.url?.startsWith('/v1/lookup')) {
         requests.push({ at: Date.now(), kind: 'lookup', status: 200 });
-        const config = { heartbeat_timeout: opts.heartbeatTimeoutSec ?? 300, agent_token: opts.lookupToken(), agent_token_required: true };
+        const config = {
+          heartbeat_timeout: opts.heartbeatTimeoutSec ?? 300,
+          agent_token: opts.lookupToken(),
+          agent_token_required: true,
+          ...opts.config?.(),
+        };
         return reply(200, { node: { uuid: 'node-1', provision_state: 'clean wait' }, config });
       }
       if (req.url === '/v1/heartbeat/node-1') {
         const body = JSON.parse(raw) as FakeIronicRequest['body'];
+        const forced = opts.heartbeatOverride?.();
+        if (forced !== undefined) {
+          requests.push({ at: Date.now(), kind: 'heartbeat', body, status: forced });
+          return reply(forced, { error_message: JSON.stringify({ faultstring: `Node node-1 is locked by host test-conductor (${forced})` }) });
+        }
         const ok = body?.agent_token !== undefined && body.agent_token === opts.nodeToken();
         requests.push({ at: Date.now(), kind: 'heartbeat', body, status: ok ? 202 : 400 });
         if (ok) return reply(202, {});
