@@ -38,6 +38,8 @@ export interface ReleaseLabOptions {
   /** Fill the disks with random data first (cleaning then has something to erase). */
   randomFill?: boolean;
   ironic?: Omit<IronicOptions, 'chroot'>;
+  /** The agent's ipa-api-url, given the lab Ironic's URL (default: that URL alone). */
+  agentApiUrl?: (ironicUrl: string) => string;
   /** Runs once the disks and Ironic are ready, before the agent starts (and so before cleaning can). */
   beforeAgent?: (dir: string, disks: LoopDisk[]) => Promise<void>;
 }
@@ -67,7 +69,7 @@ export async function startReleaseLab(release: IronicRelease, opts: ReleaseLabOp
     ironic = await startIronicRelease(release, opts.ironic);
     uuid = await ironic.enroll(opts.mac, { rootDevice: { name: disks[0]!.device }, driverInfo: { deploy_forces_oob_reboot: 'true' } });
     await opts.beforeAgent?.(dir, disks);
-    agent = await startAgent({ apiUrl: ironic.url, mac: opts.mac, allowedDevices: disks.map((d) => d.device) });
+    agent = await startAgent({ apiUrl: opts.agentApiUrl?.(ironic.url) ?? ironic.url, mac: opts.mac, allowedDevices: disks.map((d) => d.device) });
   } catch (err) {
     await stop(); // nothing half set up is left behind (loop devices, a running Ironic)
     throw err;
