@@ -1,6 +1,6 @@
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -18,7 +18,7 @@ import { createVmNetwork, type VmNetwork } from './qemu-network.ts';
 // inserts it through the BMC's VirtualMedia, sets the boot device and powers
 // on; the agent takes its static IPv4 address from the ISO's
 // network_data.json, and the node is cleaned (provide -> available, Ironic
-// powers it off) and deployed (build/guest.raw) to active, after which Ironic
+// powers it off) and deployed to active (build/guest-root.img, a partition image), after which Ironic
 // boots it from its disk and the deployed OS prints its console marker. The
 // harness only starts the network, Ironic, an HTTP server and the emulator.
 
@@ -27,6 +27,10 @@ const KERNEL = join(BUILD, 'vmlinuz');
 const RAMDISK = join(BUILD, 'metal-agent.initramfs');
 const ESP = join(BUILD, 'metal-agent-esp.img');
 const GUEST = join(BUILD, 'guest.raw');
+// build/guest.raw has no boot code in its MBR and no ESP (it boots only from -kernel), so both
+// nodes get the same OS as a partition image: the agent partitions the disk (GPT + ESP under
+// OVMF, MBR under SeaBIOS) and installs GRUB, which the firmware then boots.
+const GUEST_ROOT = join(BUILD, 'guest-root.img');
 const EMULATOR = join(REPO_ROOT, 'lab', 'redfish', 'emulator.ts');
 const TSX = join(REPO_ROOT, 'node_modules', '.bin', 'tsx');
 const HOST = '192.0.2.1';
@@ -38,8 +42,8 @@ const LIMIT_MS = 1_500_000; // TCG on 2 shared cores: a hang bound, not a speed 
 const GUEST_LINE = /metal-guest: hostname=(\S*) cmdline=([^\r\n]*)/;
 
 const NODES = [
-  { id: 'rf-uefi', bootMode: 'uefi', redfishMode: 'UEFI', mac: '52:54:00:7f:16:01', ip: '192.0.2.10' },
-  { id: 'rf-bios', bootMode: 'bios', redfishMode: 'Legacy', mac: '52:54:00:7f:16:02', ip: '192.0.2.11' },
+  { id: 'rf-uefi', bootMode: 'uefi', redfishMode: 'UEFI', mac: '52:54:00:7f:16:01', ip: '192.0.2.10', image: GUEST_ROOT, partition: true },
+  { id: 'rf-bios', bootMode: 'bios', redfishMode: 'Legacy', mac: '52:54:00:7f:16:02', ip: '192.0.2.11', image: GUEST_ROOT, partition: true },
 ] as const;
 
 function networkData(mac: string, ip: string) {
@@ -65,7 +69,7 @@ describe('Ironic 21.4 redfish + redfish-virtual-media, no DHCP: our emulator, OV
       .map((l) => JSON.parse(l) as Record<string, any>);
 
   beforeAll(async () => {
-    for (const f of [KERNEL, RAMDISK, ESP, GUEST]) if (!existsSync(f)) throw new Error(`${f} is missing: run make ramdisk and the guest image build`);
+    for (const f of [KERNEL, RAMDISK, ESP, GUEST, GUEST_ROOT]) if (!existsSync(f)) throw new Error(`${f} is missing: run make ramdisk and the guest image build`);
     net = await createVmNetwork('marrf', { dhcp: false });
     ironic = await startIronic({
       netns: net.ns.name,
@@ -86,7 +90,7 @@ describe('Ironic 21.4 redfish + redfish-virtual-media, no DHCP: our emulator, OV
       ].join('\n'),
     });
     mkdirSync(join(ironic.stateDir, 'http'), { recursive: true });
-    symlinkSync(GUEST, join(ironic.stateDir, 'http', 'guest.raw'));
+    for (const f of [GUEST, GUEST_ROOT]) symlinkSync(f, join(ironic.stateDir, 'http', basename(f)));
     // /usr/bin/python3 itself: a version manager's shim would leave the server behind when stopped.
     net.ns.spawn('/usr/bin/python3', ['-m', 'http.server', '--bind', HOST, '--directory', join(ironic.stateDir, 'http'), String(HTTP_PORT)]);
 
@@ -181,7 +185,7 @@ describe('Ironic 21.4 redfish + redfish-virtual-media, no DHCP: our emulator, OV
   }, 120_000);
 
   it('cleans and deploys both nodes to active over virtual media with network_data, then each boots its deployed OS', async () => {
-    const sha = await sha256File(GUEST);
+    const sha = { [GUEST]: await sha256File(GUEST), [GUEST_ROOT]: await sha256File(GUEST_ROOT) };
     await Promise.all(
       NODES.map(async (n) => {
         const uuid = await enroll(n.id, n.id, PASSWORD, n.mac, n.bootMode, networkData(n.mac, n.ip));
@@ -197,10 +201,11 @@ describe('Ironic 21.4 redfish + redfish-virtual-media, no DHCP: our emulator, OV
 
         await ironic.baremetal([
           'node', 'set', uuid,
-          '--instance-info', `image_source=http://${HOST}:${HTTP_PORT}/guest.raw`,
+          '--instance-info', `image_source=http://${HOST}:${HTTP_PORT}/${basename(n.image)}`,
           '--instance-info', 'image_os_hash_algo=sha256',
-          '--instance-info', `image_os_hash_value=${sha}`,
+          '--instance-info', `image_os_hash_value=${sha[n.image]}`,
           '--instance-info', 'image_disk_format=raw',
+          ...(n.partition ? ['--instance-info', 'image_type=partition', '--instance-info', 'root_gb=2'] : []),
         ]);
         await ironic.baremetal(['node', 'deploy', uuid, '--config-drive', JSON.stringify({ meta_data: { hostname: `${n.id}-${process.pid}` } })]);
         const deployed = await ironic.waitForState(uuid, ['active', 'deploy failed'], LIMIT_MS / 2000);
