@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execa } from 'execa';
+import { onTeardown, runSync } from './teardown.ts';
 
 // A real Ironic (lab/ironic/start.sh) for integration tests, plus the
 // `baremetal` CLI against it. Each instance has its own state dir, port and
@@ -93,6 +94,11 @@ export async function startIronic(opts: IronicOptions = {}): Promise<Ironic> {
     env.IRONIC_EXTRA_CONF = f;
   }
   const start = opts.netns ? ['ip', ['netns', 'exec', opts.netns, join(LAB, 'start.sh'), stateDir, String(port)]] : [join(LAB, 'start.sh'), [stateDir, String(port)]];
+  // Registered before start.sh runs: a Ctrl-C or crash during the start stops it too (teardown.ts).
+  const unregister = onTeardown(`Ironic ${stateDir}`, () => {
+    runSync(join(LAB, 'stop.sh'), [stateDir]);
+    rmSync(stateDir, { recursive: true, force: true });
+  });
   await execa(start[0] as string, start[1] as string[], { env, stdio: 'pipe' });
   const urlHost = host.includes(':') ? `[${host}]` : host;
   const url = `http://${urlHost}:${port}`;
@@ -162,6 +168,7 @@ export async function startIronic(opts: IronicOptions = {}): Promise<Ironic> {
     async stop() {
       await execa(join(LAB, 'stop.sh'), [stateDir], { reject: false });
       rmSync(stateDir, { recursive: true, force: true });
+      unregister();
     },
   };
 }

@@ -35,12 +35,19 @@ export function teardownOnSignals(): void {
   install();
   if (onSignals) return;
   onSignals = true;
+  let signalled = false;
   for (const [sig, num] of Object.entries(SIGNALS)) {
     process.on(sig, () => {
-      if (running) return; // already tearing down: a second Ctrl-C does not cut it short
+      if (signalled) return; // already tearing down: a second Ctrl-C does not cut it short
+      signalled = true;
       console.error(`${sig}: tearing down ${entries.length} lab part(s)`);
-      runTeardowns();
-      process.exit(128 + num);
+      // Not at once: under `tsx` the parent relays the signal and SIGKILLs this
+      // process unless tsx's own handler here answers within 30 ms, which it cannot
+      // while a synchronous teardown blocks the event loop.
+      setTimeout(() => {
+        runTeardowns();
+        process.exit(128 + num);
+      }, 250);
     });
   }
 }
