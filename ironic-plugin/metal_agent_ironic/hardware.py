@@ -28,3 +28,34 @@ def _with_kexec(base_type):
 ManualManagementKexecHardware = _with_kexec(generic.ManualManagementHardware)
 IPMIKexecHardware = _with_kexec(ipmi.IPMIHardware)
 RedfishKexecHardware = _with_kexec(redfish.RedfishHardware)
+
+
+# Ironic 21.4 and 29.0 pick the settings for the ISOs they build (redfish-virtual-media: Swift or
+# the local web server, [redfish]kernel_append_params, the http_root subfolder) by the node's
+# hardware type NAME (image_utils.ImageHandler, a table keyed "redfish", "idrac", "ilo", "ilo5"), so
+# a node on redfish-kexec with redfish-virtual-media boot fails to prepare its ramdisk with
+# KeyError: 'redfish-kexec'. 39.0 (2026.2) asks the boot interface instead and uses the name only
+# as a fallback. Until then, our type names are read as the stock type they extend; every other
+# name goes through unchanged. This is the plugin's only change to Ironic's own behaviour, applied
+# once when Ironic loads these hardware types.
+STOCK_NAMES = {'redfish-kexec': 'redfish', 'ipmi-kexec': 'ipmi', 'manual-management-kexec': 'manual-management'}
+
+
+def _image_handler_reads_stock_names():
+    try:
+        from ironic.drivers.modules import image_utils
+    except ImportError:  # an Ironic without ISO building
+        return
+    handler = getattr(image_utils, 'ImageHandler', None)
+    if handler is None or getattr(handler, '_metal_agent_stock_names', False):
+        return
+    original = handler.update_driver_config
+
+    def update_driver_config(self, driver, *args, **kwargs):
+        return original(self, STOCK_NAMES.get(driver, driver), *args, **kwargs)
+
+    handler.update_driver_config = update_driver_config
+    handler._metal_agent_stock_names = True
+
+
+_image_handler_reads_stock_names()
