@@ -12,8 +12,11 @@ import { createVmNetwork, type VmNetwork } from './qemu-network.ts';
 import { OVMF_VARS_TEMPLATE, startVm, type Vm } from './qemu.ts';
 
 // Issue 4, "Show it" 3: a partition-image deploy through a real Ironic, under
-// OVMF (UEFI) and under SeaBIOS, against 21.4 and 29.0 (issue 10: the same
-// ramdisk, whatever release drives it). The VM boots our ramdisk;
+// OVMF (UEFI) and under SeaBIOS, against 29.0 (issue 10: the same ramdisk,
+// whatever release drives it). 21.4 does the same deploy of the same image in
+// real-boot-ipmi.test.ts and real-boot-redfish.test.ts, where its BMC reboots
+// the node and the firmware boots the disk; its cases here were dropped to
+// keep make test within its time. The VM boots our ramdisk;
 // Ironic's `direct` deploy has the agent lay out the disk (ESP / MBR, root,
 // config drive), write build/guest-root.img into the root partition and run
 // image.install_bootloader (the image's own GRUB, in a chroot; efibootmgr
@@ -30,8 +33,6 @@ const ESP_GUID = 'C12A7328-F81F-11D2-BA4B-00A0C93EC93B';
 const GUEST_LINE = /metal-guest: hostname=(\S*) cmdline=([^\r\n]*)/;
 
 const CASES: Array<{ firmware: 'uefi' | 'bios'; release: IronicRelease; mac: string }> = [
-  { firmware: 'uefi', release: '21.4', mac: '52:54:00:b0:07:01' },
-  { firmware: 'bios', release: '21.4', mac: '52:54:00:b0:07:02' },
   { firmware: 'uefi', release: '29.0', mac: '52:54:00:b0:29:01' },
   { firmware: 'bios', release: '29.0', mac: '52:54:00:b0:29:02' },
 ];
