@@ -39,6 +39,7 @@ export function teardownOnSignals(): void {
   for (const [sig, num] of Object.entries(SIGNALS)) {
     process.on(sig, () => {
       if (signalled) return; // already tearing down: a second Ctrl-C does not cut it short
+      if (!entries.length) process.exit(128 + num); // nothing to tear down: as if unhandled
       signalled = true;
       console.error(`${sig}: tearing down ${entries.length} lab part(s)`);
       // Not at once: under `tsx` the parent relays the signal and SIGKILLs this
