@@ -5,12 +5,14 @@ import { buildApi } from './api/server.ts';
 import { applyServedTls, generateSelfSigned, loadTls, servedTls, type TlsMaterial } from './api/tls.ts';
 import { isUsableToken, TokenKeeper, type TokenOffer } from './api/token.ts';
 import { CommandEngine } from './commands/engine.ts';
-import { registerExtensions } from './commands/extensions/index.ts';
+import { collectSystemLogs, registerExtensions } from './commands/extensions/index.ts';
 import type { CommandHost } from './commands/extensions/index.ts';
 import { splitApiUrls } from './base/api-urls.ts';
 import { withOverrides, type AgentConfig } from './config.ts';
 import { hostForUrl, localAddressTowards, lookupMacs } from './conductor/addresses.ts';
-import { ConductorClient, type LookupResult } from './conductor/client.ts';
+import { ConductorClient, inspectionReply, type LookupResult } from './conductor/client.ts';
+import { collectInspectionData, collectorNames } from './hardware/inspection-collectors.ts';
+import type { Inventory } from './hardware/inventory.ts';
 import { postInspectionWithRetry } from './conductor/inspection-post.ts';
 import { ConductorSession } from './conductor/session.ts';
 import { discoverConductor } from './conductor/mdns.ts';
@@ -234,11 +236,22 @@ export class Agent implements CommandHost {
     const listen = `${this.config.listenHost}:${this.config.listenPort}`;
     log.info({ listen, callbackUrl: this.callbackUrl, tls: useTls, version: AGENT_VERSION }, 'API listening');
 
-    if (this.config.inspectionCallbackUrl) void this.inspect();
     if (this.config.standalone) {
+      if (this.config.inspectionCallbackUrl) void this.inspect();
       if (!this.tokens.value) {
         log.warn('STANDALONE: no lookup, no agent token: every command is accepted from anyone who can reach this port');
       }
+      return;
+    }
+    // IPA's order: inspection first (an unknown node has no port to be looked up by until
+    // inspection, or discovery, makes one), then lookup and heartbeats.
+    const inspected = this.config.inspectionCallbackUrl ? await this.inspect() : {};
+    if (this.config.apiUrl === undefined) {
+      // An inspection boot without fast track: Ironic powers the node off when it has the data.
+      log.info(
+        { node: inspected.uuid },
+        'no ipa-api-url: no lookup and no heartbeats after inspection; serving the API and waiting (the agent powers nothing off)',
+      );
       return;
     }
 
@@ -253,7 +266,7 @@ export class Agent implements CommandHost {
     this.session = new ConductorSession({
       client: this.client,
       macs,
-      nodeUuid: this.config.nodeUuid,
+      nodeUuid: this.config.nodeUuid ?? inspected.uuid,
       lookupTimeoutSec: this.config.lookupTimeout,
       lookupIntervalSec: this.config.lookupInterval,
       token: () => this.tokens.value,
@@ -272,7 +285,13 @@ export class Agent implements CommandHost {
         ...(this.nodeSession.statusMessage ? { agent_status_message: this.nodeSession.statusMessage } : {}),
       }),
     });
-    await this.session.lookup(this.config.lookupTimeout);
+    if (inspected.lookup) {
+      // Ironic >= 1.84 answered the inspection like a lookup: that node, that token; no lookup needed.
+      log.info({ node: inspected.lookup.node.uuid }, 'inspection answer names the node and holds its token: heartbeating without a lookup');
+      this.session.adopt(inspected.lookup);
+    } else {
+      await this.session.lookup(this.config.lookupTimeout);
+    }
     void this.session.heartbeatLoop();
   }
 
@@ -324,21 +343,38 @@ export class Agent implements CommandHost {
     return zone && !local.includes('%') && classifyIp(local) === 'link-local' ? `${local}%${zone}` : local;
   }
 
-  private async inspect(): Promise<void> {
+  /**
+   * Collects the inspection data (ipa-inspection-collectors) and POSTs it to
+   * ipa-inspection-callback-url, retrying as IPA does. Never throws: a failed
+   * inspection is logged and the agent goes on (to lookup, when it has an API URL).
+   */
+  private async inspect(): Promise<{ lookup?: LookupResult; uuid?: string }> {
+    const url = this.config.inspectionCallbackUrl!;
+    const client = new ConductorClient({
+      apiUrl: url,
+      apiVersion: this.config.lookupApiVersion,
+      insecure: this.config.insecure,
+      cafile: this.config.cafile,
+      globalRequestId: this.config.globalRequestId,
+    });
     try {
-      const payload = await this.hardware.inspectionPayload();
-      const client =
-        this.client ??
-        new ConductorClient({
-          apiUrl: this.config.inspectionCallbackUrl!,
-          apiVersion: this.config.lookupApiVersion,
-          insecure: this.config.insecure,
-          cafile: this.config.cafile,
-        });
-      const res = await postInspectionWithRetry(client, this.config.inspectionCallbackUrl!, payload);
-      if (res.ok) log.info({ status: res.status }, 'inspection data sent');
+      const names = collectorNames(this.config.inspectionCollectors);
+      log.info({ url, collectors: names }, 'inspection: collecting');
+      const payload = await collectInspectionData(names, {
+        inventory: async () => (await this.hardware.inventory()) as Inventory,
+        logs: () => collectSystemLogs({ inventory: () => this.hardware.inventory(), commands: () => this.engine.list() }),
+        lldpTimeoutSec: this.config.lldpTimeout,
+      });
+      const res = await postInspectionWithRetry(client, url, payload);
+      if (!res.ok) return {};
+      const reply = inspectionReply(res.body);
+      log.info({ status: res.status, node: reply.uuid, lookupShaped: reply.lookup !== undefined }, 'inspection data sent');
+      return reply;
     } catch (err) {
-      log.error({ err: (err as Error).message }, 'inspection callback failed');
+      log.error({ err: (err as Error).message }, 'inspection failed');
+      return {};
+    } finally {
+      await client.close();
     }
   }
 

@@ -63,8 +63,14 @@ const PARAMS = [
   { name: 'lookup-timeout', kind: 'int', default: 300, help: 'seconds to keep trying lookup' },
   { name: 'lookup-interval', kind: 'int', default: 1, help: 'initial seconds between lookup attempts (backs off)' },
   { name: 'network-interface', kind: 'string', help: 'only use this interface for lookup MACs' },
-  { name: 'inspection-callback-url', kind: 'string', help: 'POST the hardware inventory here at start' },
+  { name: 'inspection-callback-url', kind: 'string',
+    help: 'POST the inspection data here at start, before lookup (Ironic: .../v1/continue_inspection; ironic-inspector: .../v1/continue)',
+  },
+  { name: 'inspection-collectors', kind: 'string', default: 'default',
+    help: 'what the inspection data holds (comma separated, in order): default, logs, pci-devices, lldp, numa-topology, dmi-decode, extra-hardware',
+  },
   { name: 'collect-lldp', kind: 'bool', default: false, help: 'collect LLDP in the inventory' },
+  { name: 'lldp-timeout', kind: 'int', default: 30, help: 'seconds to listen for an LLDP frame on each interface (inventory and the lldp collector)' },
   { name: 'image-download-connection-timeout', kind: 'int', default: 60, help: 'seconds to wait for image server connections/reads' },
   { name: 'image-download-connection-retries', kind: 'int', default: 9, help: 'retries of a dropped image download (resumed with Range)' },
   { name: 'image-file-dirs', kind: 'list', default: [],
@@ -174,8 +180,11 @@ function validate(cfg: AgentConfig): void {
   if (cfg.listenTls && (!cfg.certfile || !cfg.keyfile)) {
     throw new ConfigError('parameter listen-tls: needs --certfile and --keyfile');
   }
-  if (!cfg.standalone && cfg.apiUrl === undefined) {
-    throw new ConfigError('parameter api-url: missing (give ipa-api-url on the kernel command line or --api-url), or run --standalone');
+  // IPA's rule: an inspection boot without ipa-api-url inspects, then only serves (no lookup, no heartbeats).
+  if (!cfg.standalone && cfg.apiUrl === undefined && cfg.inspectionCallbackUrl === undefined) {
+    throw new ConfigError(
+      'parameter api-url: missing (give ipa-api-url or ipa-inspection-callback-url on the kernel command line, or --api-url), or run --standalone',
+    );
   }
 }
 

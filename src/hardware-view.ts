@@ -14,7 +14,8 @@ import type { HardwareFacts } from '../steps/index.ts';
 // applied), so ipa-collect-lldp from parameters.txt reaches the inventory.
 
 /** The settings the view reads. */
-export type HardwareSettings = Pick<Readonly<AgentConfig>, 'diskWaitAttempts' | 'diskWaitDelay' | 'collectLldp'>;
+export type HardwareSettings = Pick<Readonly<AgentConfig>, 'diskWaitAttempts' | 'diskWaitDelay' | 'collectLldp'> &
+  Partial<Pick<Readonly<AgentConfig>, 'bootif' | 'lldpTimeout' | 'cmdlineText'>>;
 
 /** Where the view reads the machine from (tests hand in fakes). */
 export interface HardwareProbes {
@@ -77,6 +78,10 @@ export class HardwareView {
   async inventory(): Promise<unknown> {
     return this.probes.collectInventory({
       collectLldp: this.config.collectLldp,
+      lldpTimeoutSec: this.config.lldpTimeout,
+      // BOOTIF as the config has it (kernel command line, or --bootif); from /proc/cmdline only
+      // when the config did not come from a command line at all.
+      ...(this.config.cmdlineText !== undefined ? { bootif: this.config.bootif ?? null } : {}),
       listDisks: this.probes.listDisks,
       skipBmcDetect: this.skipBmcDetect,
     });

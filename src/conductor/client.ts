@@ -16,6 +16,27 @@ import { log } from '../log.ts';
 // another API of the same deployment is worth asking. The one that answers
 // moves to the front.
 
+/** The first API version whose /v1/continue_inspection answers with node, config and token (Ironic 2023.2+). */
+export const INSPECTION_API_VERSION = '1.84';
+
+/**
+ * What an inspection answer tells the agent: Ironic >= 1.84 answers like a
+ * lookup (node + config with the agent token); older Ironic and
+ * ironic-inspector answer {"uuid": ...}; anything else tells nothing.
+ */
+export function inspectionReply(body: string): { lookup?: LookupResult; uuid?: string } {
+  let parsed: any;
+  try {
+    parsed = JSON.parse(body);
+  } catch {
+    return {};
+  }
+  if (parsed && typeof parsed === 'object' && typeof parsed.node?.uuid === 'string' && parsed.config && typeof parsed.config === 'object') {
+    return { lookup: parsed as LookupResult, uuid: parsed.node.uuid };
+  }
+  return typeof parsed?.uuid === 'string' ? { uuid: parsed.uuid } : {};
+}
+
 export interface LookupResult {
   node: Record<string, any> & { uuid: string };
   config: Record<string, any>;
@@ -160,12 +181,18 @@ export class ConductorClient {
     return { kind: 'error', status: res.statusCode, message };
   }
 
-  /** POSTs the inspection payload (ipa-inspection-callback-url). */
+  /**
+   * POSTs the inspection payload (ipa-inspection-callback-url). Ironic's
+   * /v1/continue_inspection answers 404 to any version but 1.1 and >= 1.84;
+   * at 1.84 it answers like a lookup (node, config, a fresh agent token), so
+   * that version is asked for whatever lookups use. ironic-inspector's
+   * /v1/continue ignores the header.
+   */
   async postInspection(url: string, payload: unknown): Promise<{ status: number; body: string }> {
     const target = conductorTarget(url, this.agentOptions);
     const res = await request(target.url, {
       method: 'POST',
-      headers: { ...this.headers(), 'content-type': 'application/json' },
+      headers: { ...this.headers(), 'X-OpenStack-Ironic-API-Version': INSPECTION_API_VERSION, 'content-type': 'application/json' },
       body: JSON.stringify(payload),
       dispatcher: target.dispatcher ?? this.dispatcher,
     });

@@ -84,13 +84,8 @@ export class ConductorSession {
       try {
         const outcome = await this.opts.client.lookup(this.opts.macs, this.opts.nodeUuid ?? this.nodeUuid);
         if (outcome.kind === 'found') {
-          const r = outcome.result;
-          this.nodeUuid = r.node.uuid;
-          const hb = Number(r.config?.heartbeat_timeout);
-          if (Number.isFinite(hb) && hb > 0) this.heartbeatTimeoutSec = hb;
-          log.info({ node: r.node.uuid, attempt, state: r.node.provision_state }, 'lookup succeeded');
-          this.canHeartbeat = this.opts.onLookup(r) !== false;
-          return r;
+          log.info({ node: outcome.result.node.uuid, attempt, state: outcome.result.node.provision_state }, 'lookup succeeded');
+          return this.adopt(outcome.result);
         }
         log.info({ attempt, status: outcome.status, message: outcome.message }, 'lookup: node not ready yet');
       } catch (err) {
@@ -101,6 +96,19 @@ export class ConductorSession {
       await this.pause(delay);
     }
     throw new LookupTimeoutError(`lookup of MACs ${this.opts.macs.join(',') || '(none)'} found no node within ${timeoutSec} s`);
+  }
+
+  /**
+   * Takes a lookup's answer as the session's node: from a lookup, or from an
+   * inspection answer shaped like one (Ironic >= 1.84's /v1/continue_inspection),
+   * which makes the lookup unnecessary.
+   */
+  adopt(r: LookupResult): LookupResult {
+    this.nodeUuid = r.node.uuid;
+    const hb = Number(r.config?.heartbeat_timeout);
+    if (Number.isFinite(hb) && hb > 0) this.heartbeatTimeoutSec = hb;
+    this.canHeartbeat = this.opts.onLookup(r) !== false;
+    return r;
   }
 
   /** IPA: between 0.3 and 0.6 of heartbeat_timeout, so a lost beat still leaves time. */

@@ -29,6 +29,10 @@ export interface AgentProcessOptions {
   /** Wrap the command (e.g. ['ip', 'netns', 'exec', NS]). */
   prefix?: string[];
   listenHost?: string;
+  /** Kernel parameters as the agent would read them from /proc/cmdline (default: none, /dev/null). */
+  cmdlineFile?: string;
+  /** --standalone; default: when no apiUrl is given (false when the cmdline file names the API). */
+  standalone?: boolean;
 }
 
 export async function startAgent(opts: AgentProcessOptions): Promise<AgentProcess> {
@@ -36,14 +40,15 @@ export async function startAgent(opts: AgentProcessOptions): Promise<AgentProces
   const args = [
     resolve(ROOT, 'node_modules/.bin/tsx'),
     resolve(ROOT, 'src/main.ts'),
-    '--cmdline-file', '/dev/null',
+    '--cmdline-file', opts.cmdlineFile ?? '/dev/null',
     '--listen-host', opts.listenHost ?? '127.0.0.1',
     '--listen-port', String(port),
     '--advertise-port', String(port),
     '--allowed-devices', opts.allowedDevices.join(','),
     '--lookup-interval', '1',
     '--image-download-connection-retry-interval', '1',
-    ...(opts.apiUrl ? ['--api-url', opts.apiUrl] : ['--standalone']),
+    ...(opts.apiUrl ? ['--api-url', opts.apiUrl] : []),
+    ...((opts.standalone ?? !opts.apiUrl) ? ['--standalone'] : []),
     ...(opts.mac ? ['--bootif', `01-${opts.mac.replace(/:/g, '-')}`] : []),
     ...(opts.tls === false ? ['--no-enable-auto-tls'] : []),
     ...(opts.extraArgs ?? []),

@@ -11,6 +11,8 @@ import { runImageHandoff } from '../../system/kexec/index.ts';
 import type { CommandHost } from './host.ts';
 
 export type { CommandHost, HostHardware, HostOptions } from './host.ts';
+/** IPA's collect_system_logs, for the inspection "logs" collector too. */
+export { collectSystemLogs } from './log.ts';
 
 /** Builds the context a step runs in, from the node Ironic sent with the command. */
 function stepContext(
