@@ -18,6 +18,9 @@ pkgs=(
   debootstrap socat
   # Ironic 21.4 and its CLI (the real conductor the integration tests drive)
   python3-ironic python3-ironicclient
+  # ironic-inspector 11.1: 21.4's in-band inspection (the library only: the `ironic-inspector`
+  # package adds dbconfig and systemd units; lab/ironic/inspector-start.sh runs it)
+  python3-ironic-inspector
   # real boot (issue 16): a BMC per VM (ipmi_sim + ipmitool; sushy for Ironic's redfish driver),
   # DHCP/TFTP, qemu's iPXE ROMs, UEFI firmware, and the boot loaders ISOs and ESPs are built from
   qemu-system-x86 openipmi ipmitool python3-sushy dnsmasq ipxe-qemu ovmf
