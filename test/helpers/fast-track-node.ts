@@ -1,16 +1,45 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Agent as UndiciAgent, fetch as ufetch } from 'undici';
-import { expect } from 'vitest';
+import { afterAll, beforeAll, expect } from 'vitest';
 import { startAgent, type AgentProcess } from './agent-process.ts';
-import type { ImageServer } from './http-image-server.ts';
+import { startImageServer, type ImageServer } from './http-image-server.ts';
 import { sha256File } from './images.ts';
 import type { Ironic } from './ironic.ts';
-import type { DebianDisk } from './kexec-image.ts';
+import { buildDebianDisk, type DebianDisk } from './kexec-image.ts';
 import { createLoopDisk, type LoopDisk } from './loop-disk.ts';
 
 // A node cleaned to `available` through a real Ironic with [deploy]fast_track on, with our agent
 // (a process on a loop disk) still heartbeating, ready for a zero-reboot deploy; and what the
 // kexec tests read back: the agent's command list and the dry-run kexec plan.
+
+/** What the kexec deploy tests deploy: a Debian disk image with a kernel, one without, and the server for both. */
+export interface KexecImages {
+  server: ImageServer;
+  debian: DebianDisk;
+  debianImage: string;
+  noKernelImage: string;
+}
+
+/** Builds the KexecImages in the file's beforeAll (filled in then) and removes them in its afterAll. */
+export function useKexecImages(scratchPrefix: string): KexecImages {
+  const scratch = mkdtempSync(join(tmpdir(), scratchPrefix));
+  const images = {} as KexecImages;
+  beforeAll(async () => {
+    images.debianImage = join(scratch, 'debian.raw');
+    images.debian = await buildDebianDisk(images.debianImage, scratch, {});
+    images.noKernelImage = join(scratch, 'no-kernel.raw');
+    await buildDebianDisk(images.noKernelImage, scratch, { withKernel: false });
+    images.server = await startImageServer();
+  }, 120_000);
+  afterAll(async () => {
+    await images.server?.stop();
+    rmSync(scratch, { recursive: true, force: true });
+  });
+  return images;
+}
 
 const insecure = new UndiciAgent({ connect: { rejectUnauthorized: false } });
 

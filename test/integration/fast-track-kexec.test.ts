@@ -1,6 +1,3 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   agentCommands as commands,
@@ -9,10 +6,9 @@ import {
   deployImage as deploy,
   expectDebianPlan,
   type FastTrackNode,
+  useKexecImages,
 } from '../helpers/fast-track-node.ts';
-import { startImageServer, type ImageServer } from '../helpers/http-image-server.ts';
 import { sha256File } from '../helpers/images.ts';
-import { buildDebianDisk, type DebianDisk } from '../helpers/kexec-image.ts';
 import { startIronic, type Ironic } from '../helpers/ironic.ts';
 
 // Zero-reboot deploys through a real Ironic 21.4 with [deploy]fast_track on:
@@ -35,24 +31,7 @@ import { startIronic, type Ironic } from '../helpers/ironic.ts';
 // runs the plugin with a power interface that can power off, on 21.4 and 29.0.)
 
 
-const scratch = mkdtempSync(join(tmpdir(), 'metal-agent-fasttrack-'));
-let server: ImageServer;
-let debian: DebianDisk;
-let debianImage: string;
-let noKernelImage: string;
-
-beforeAll(async () => {
-  debianImage = join(scratch, 'debian.raw');
-  debian = await buildDebianDisk(debianImage, scratch, {});
-  noKernelImage = join(scratch, 'no-kernel.raw');
-  await buildDebianDisk(noKernelImage, scratch, { withKernel: false });
-  server = await startImageServer();
-}, 120_000);
-
-afterAll(async () => {
-  await server?.stop();
-  rmSync(scratch, { recursive: true, force: true });
-});
+const images = useKexecImages('metal-agent-fasttrack-');
 
 function ironicWithNodes() {
   const ctx = { ironic: undefined as unknown as Ironic, nodes: [] as FastTrackNode[] };
@@ -79,7 +58,7 @@ describe('Ironic 21.4: fast track, agent power, stock direct deploy', () => {
 
   it('clean -> available with the agent heartbeating, agent power; the deploy starts at once, and 21.4 cannot send run_image (agent_url wiped)', async () => {
     const n = await availableFastTrackNode(ctx.ironic, ctx.nodes, agentPowerNode(1, ['--kexec'], false));
-    const node = await deploy(ctx.ironic, server, n, debianImage);
+    const node = await deploy(ctx.ironic, images.server, n, images.debianImage);
     // Fast track: the conductor skipped the power-off/boot of the ramdisk.
     expect(ctx.ironic.log()).toMatch(new RegExp(`Performing a fast track deployment for ${n.uuid}`));
     const names = (await commands(n)).map((c) => c.command_name);
@@ -95,7 +74,7 @@ describe('Ironic 21.4: fast track, agent power, stock direct deploy', () => {
   it('kexec_handoff deploy step on an image without a kernel fails the deploy with a clear error; the agent still answers', async () => {
     const n = await availableFastTrackNode(ctx.ironic, ctx.nodes, agentPowerNode(2, ['--kexec'], false));
     const steps = JSON.stringify([{ interface: 'deploy', step: 'kexec_handoff', args: {}, priority: 50 }]);
-    const node = await deploy(ctx.ironic, server, n, noKernelImage, ['--deploy-steps', steps]);
+    const node = await deploy(ctx.ironic, images.server, n, images.noKernelImage, ['--deploy-steps', steps]);
     expect(node.provision_state).toBe('deploy failed');
     expect(node.last_error).toMatch(/kexec_handoff.*no kernel found on the deployed disk/);
     const cmds = await commands(n);
@@ -111,8 +90,8 @@ describe('Ironic 21.4: fast track, agent power, deploy interface direct-kexec (i
 
   it('kexec flag on: deploy to active with zero reboots; run_image answered by the kexec dry run naming the deployed kernel', async () => {
     const n = await availableFastTrackNode(ctx.ironic, ctx.nodes, agentPowerNode(3, ['--kexec'], true));
-    const kernelSha = await sha256File(debian.kernel.path);
-    const node = await deploy(ctx.ironic, server, n, debianImage);
+    const kernelSha = await sha256File(images.debian.kernel.path);
+    const node = await deploy(ctx.ironic, images.server, n, images.debianImage);
     expect(node.last_error ?? null, n.agent.output().slice(-4000)).toBeNull();
     expect(node.provision_state).toBe('active');
     expect(ctx.ironic.log()).toMatch(new RegExp(`Performing a fast track deployment for ${n.uuid}`));
@@ -125,7 +104,7 @@ describe('Ironic 21.4: fast track, agent power, deploy interface direct-kexec (i
     expect(cmds[cmds.length - 2].command_result.deploy_step.step).toBe('kexec_handoff');
     const runImage = cmds[cmds.length - 1];
     expect(runImage.command_status, JSON.stringify(runImage.command_error)).toBe('SUCCEEDED');
-    expectDebianPlan(debian, runImage.command_result, '');
+    expectDebianPlan(images.debian, runImage.command_result, '');
     expect(runImage.command_result.kernel.sha256).toBe(kernelSha);
     expect(runImage.command_result.device).toBe(n.disk.device);
     // The plugin sent run_image; the agent power interface's reboot (and its 30 s sleep) never ran.
@@ -139,7 +118,7 @@ describe('Ironic 21.4: fast track, agent power, deploy interface direct-kexec (i
   it('kexec_handoff deploy step (no flag) with kernel params: armed after write_image, executed by run_image', async () => {
     const n = await availableFastTrackNode(ctx.ironic, ctx.nodes, agentPowerNode(4, [], true));
     const steps = JSON.stringify([{ interface: 'deploy', step: 'kexec_handoff', args: { kernel_params: 'console=ttyS1 ipa-test=1' }, priority: 50 }]);
-    const node = await deploy(ctx.ironic, server, n, debianImage, ['--deploy-steps', steps]);
+    const node = await deploy(ctx.ironic, images.server, n, images.debianImage, ['--deploy-steps', steps]);
     expect(node.last_error ?? null, n.agent.output().slice(-4000)).toBeNull();
     expect(node.provision_state).toBe('active');
     const cmds = await commands(n);
@@ -147,7 +126,7 @@ describe('Ironic 21.4: fast track, agent power, deploy interface direct-kexec (i
     expect(step, JSON.stringify(cmds.map((c) => [c.command_name, c.command_result?.deploy_step?.step]))).toBeDefined();
     expect(step.command_status).toBe('SUCCEEDED');
     expect(step.command_result.deploy_result.armed).toBe(true);
-    expectDebianPlan(debian, step.command_result.deploy_result, 'console=ttyS1 ipa-test=1');
+    expectDebianPlan(images.debian, step.command_result.deploy_result, 'console=ttyS1 ipa-test=1');
     // The plugin found the handoff armed by this deploy and kept it (arming again would drop the parameters).
     expect(cmds.filter((c) => c.command_result?.deploy_step?.step === 'kexec_handoff')).toHaveLength(1);
     expect(ctx.ironic.log()).toMatch(new RegExp(`Node ${n.uuid}: the deploy already armed the kexec handoff`));
@@ -155,7 +134,7 @@ describe('Ironic 21.4: fast track, agent power, deploy interface direct-kexec (i
     const runImage = cmds[cmds.length - 1];
     expect(runImage.command_name).toBe('run_image');
     expect(runImage.command_status).toBe('SUCCEEDED');
-    expectDebianPlan(debian, runImage.command_result, 'console=ttyS1 ipa-test=1');
+    expectDebianPlan(images.debian, runImage.command_result, 'console=ttyS1 ipa-test=1');
   }, 900_000);
 
   it('kexec flag on, image without a kernel: run_image fails with a clear error; the agent still answers', async () => {
@@ -163,7 +142,7 @@ describe('Ironic 21.4: fast track, agent power, deploy interface direct-kexec (i
     // Arming fails; with agent power the plugin's fallback is run_image unarmed (the agent's reboot),
     // which --kexec turns into another attempt that fails the same way. Ironic does not look at the
     // outcome of the asynchronous run_image (as with IPA's reboot): the node goes active.
-    const node = await deploy(ctx.ironic, server, n, noKernelImage);
+    const node = await deploy(ctx.ironic, images.server, n, images.noKernelImage);
     expect(node.provision_state).toBe('active');
     expect(ctx.ironic.log()).toMatch(
       new RegExp(`Node ${n.uuid}: no kexec handoff \\(kexec_handoff failed: .*no kernel found.*\\); ending the deploy with the agent's reboot`),

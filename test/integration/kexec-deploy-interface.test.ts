@@ -1,6 +1,3 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   agentCommands,
@@ -10,11 +7,10 @@ import {
   deployStepOf,
   expectDebianPlan,
   type FastTrackNode,
+  useKexecImages,
 } from '../helpers/fast-track-node.ts';
-import { startImageServer, type ImageServer } from '../helpers/http-image-server.ts';
 import { sha256File } from '../helpers/images.ts';
 import { startIronicRelease, type IronicRelease, type ReleaseIronic } from '../helpers/ironic-release.ts';
-import { buildDebianDisk, type DebianDisk } from '../helpers/kexec-image.ts';
 
 // The project's Ironic plugin (ironic-plugin/: deploy interface `direct-kexec`, hardware type
 // `manual-management-kexec`), loaded through Ironic's entry points by an unmodified Ironic 21.4 and
@@ -33,24 +29,7 @@ import { buildDebianDisk, type DebianDisk } from '../helpers/kexec-image.ts';
 
 const AGENT_STATE_RETRIES = '[agent]\npost_deploy_get_power_state_retry_interval = 1\npost_deploy_get_power_state_retries = 3\n';
 
-const scratch = mkdtempSync(join(tmpdir(), 'metal-agent-kexec-iface-'));
-let server: ImageServer;
-let debian: DebianDisk;
-let debianImage: string;
-let noKernelImage: string;
-
-beforeAll(async () => {
-  debianImage = join(scratch, 'debian.raw');
-  debian = await buildDebianDisk(debianImage, scratch, {});
-  noKernelImage = join(scratch, 'no-kernel.raw');
-  await buildDebianDisk(noKernelImage, scratch, { withKernel: false });
-  server = await startImageServer();
-}, 120_000);
-
-afterAll(async () => {
-  await server?.stop();
-  rmSync(scratch, { recursive: true, force: true });
-});
+const images = useKexecImages('metal-agent-kexec-iface-');
 
 /** The conductor's power actions on a node ("Successfully set node X power state to power off by power off."). */
 function powerActions(log: string, uuid: string): string[] {
@@ -84,7 +63,7 @@ function kexecInterfaceSuite(release: IronicRelease, macByte: string) {
       // Fast track: one agent session from cleaning to the end; Ironic wipes the token when the ramdisk goes.
       const token = await ironic.secretToken(n.uuid);
       const logStart = ironic.log().length;
-      const done = await deployImage(ironic, server, n, debianImage);
+      const done = await deployImage(ironic, images.server, n, images.debianImage);
       expect(done.last_error ?? null, n.agent.output().slice(-4000)).toBeNull();
       expect(done.provision_state).toBe('active');
       expect(done.power_state).toBe('power on');
@@ -94,7 +73,7 @@ function kexecInterfaceSuite(release: IronicRelease, macByte: string) {
 
       const log = ironic.log().slice(logStart);
       expect(log).toMatch(new RegExp(`Performing a fast track deployment for ${n.uuid}`));
-      expect(log).toMatch(new RegExp(`Node ${n.uuid}: kexec handoff armed: /boot/vmlinuz-${debian.kernel.version.replace(/[.]/g, '\\.')}, .* \\(dry run\\)`));
+      expect(log).toMatch(new RegExp(`Node ${n.uuid}: kexec handoff armed: /boot/vmlinuz-${images.debian.kernel.version.replace(/[.]/g, '\\.')}, .* \\(dry run\\)`));
       expect(log).toMatch(new RegExp(`Node ${n.uuid}: run_image answered without leaving the ramdisk \\(dry run: would kexec`));
       expect(log).toMatch(new RegExp(`Node ${n.uuid} runs the deployed OS after the kexec handoff; power is on`));
       expect(log).not.toMatch(new RegExp(`Node ${n.uuid}: no kexec handoff`));
@@ -109,11 +88,11 @@ function kexecInterfaceSuite(release: IronicRelease, macByte: string) {
       expect(deployStepOf(arm)).toBe('kexec_handoff');
       expect(arm.command_status).toBe('SUCCEEDED');
       expect(arm.command_result.deploy_result.armed).toBe(true);
-      expectDebianPlan(debian, arm.command_result.deploy_result, '');
+      expectDebianPlan(images.debian, arm.command_result.deploy_result, '');
       const runImage = cmds[cmds.length - 1];
       expect(runImage.command_status, JSON.stringify(runImage.command_error)).toBe('SUCCEEDED');
-      expectDebianPlan(debian, runImage.command_result, '');
-      expect(runImage.command_result.kernel.sha256).toBe(await sha256File(debian.kernel.path));
+      expectDebianPlan(images.debian, runImage.command_result, '');
+      expect(runImage.command_result.kernel.sha256).toBe(await sha256File(images.debian.kernel.path));
       expect(runImage.command_result.device).toBe(n.disk.device);
       expect(n.agent.output()).not.toMatch(/would (reboot|power off) this machine/);
       // A dry run: the agent is still here.
@@ -124,7 +103,7 @@ function kexecInterfaceSuite(release: IronicRelease, macByte: string) {
       const n = await availableFastTrackNode(ironic, nodes, node(2));
       const token = await ironic.secretToken(n.uuid);
       const logStart = ironic.log().length;
-      const done = await deployImage(ironic, server, n, noKernelImage);
+      const done = await deployImage(ironic, images.server, n, images.noKernelImage);
       expect(done.last_error ?? null, n.agent.output().slice(-4000)).toBeNull();
       expect(done.provision_state).toBe('active');
       expect(done.power_state).toBe('power on');
