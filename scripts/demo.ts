@@ -1,52 +1,61 @@
 // `make demo`: the whole life of a bare-metal node, end to end, with the
 // agent in its ramdisk in a qemu VM and a real, unmodified-API Ironic 21.4
-// driving it through its own CLI (`baremetal`):
+// driving it through its own CLI (`baremetal`) and a BMC:
 //
 //   enroll -> manage -> provide (automated cleaning) -> deploy (Debian 12
-//   guest image + config drive) -> kexec into the deployed OS (no reset) ->
-//   the guest prints the hostname from its config drive.
+//   guest image + config drive) -> kexec into the deployed OS (no reset,
+//   no power action) -> the guest prints the hostname from its config drive.
 //
-// Network: a namespace with a bridge, SLAAC only (radvd, no DHCP server); the
-// ramdisk boots with `ipa-api-url=mdns` and finds Ironic over mDNS. Ironic
-// runs there with mDNS and fast track on, and the project's Ironic plugin
-// (ironic-plugin/, loaded through Ironic's entry points): the node's deploy
-// interface `direct-kexec` ends the deploy with standby.run_image, which the
-// agent answers with a kexec, instead of a power cycle (docs/demo.md).
+// Only Ironic powers and boots the VM: the VM is a machine behind the
+// project's Redfish BMC emulator (lab/redfish), enrolled on the hardware type
+// redfish-kexec (redfish power and management, boot interface
+// redfish-virtual-media, deploy interface direct-kexec from the project's
+// Ironic plugin, ironic-plugin/). Ironic builds the deploy ISO from
+// build/vmlinuz + build/metal-agent.initramfs with the node's network_data (a
+// static IPv4 address), inserts it through the BMC's virtual media, sets the
+// boot device and powers the machine on. The network has no DHCP server.
+// Fast track keeps the agent up after cleaning; direct-kexec ends the deploy
+// with standby.run_image, which the agent answers with a kexec, instead of a
+// power cycle: the BMC sees no power action during the deploy (docs/demo.md).
 //
-//   npx tsx scripts/demo.ts [--keep] [--hostname NAME] [--result-json FILE]
-//        [--serial-log FILE] [--ironic-log FILE] [--api-url http|mdns] [--memory MiB]
+//   npx tsx scripts/demo.ts [--keep] [--hostname NAME] [--boot-mode bios|uefi]
+//        [--result-json FILE] [--serial-log FILE] [--ironic-log FILE] [--bmc-log FILE] [--memory MiB]
 //
 // --keep leaves everything running after the guest is up and prints how to
 // look around; Ctrl-C (any time) removes everything the demo started.
-import { createReadStream, existsSync } from 'node:fs';
-import { copyFile, writeFile } from 'node:fs/promises';
-import { createHash } from 'node:crypto';
-import { dirname, join, resolve } from 'node:path';
+import { existsSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { startIronic, type Ironic } from '../test/helpers/ironic.ts';
+import { sha256File } from '../test/helpers/images.ts';
 import { REPO_ROOT } from '../test/helpers/netns.ts';
-import { DEFAULT_INITRD, DEFAULT_KERNEL, startVm, type Vm } from '../test/e2e/qemu.ts';
-import { createSlaacNetwork, type SlaacNetwork } from './demo/lab.ts';
+import { describeEvent, POWER_EVENTS, shellWord, startRedfishLab, type LabMachine, type RedfishLab } from './demo/redfish-lab.ts';
 
 const { values: opt } = parseArgs({
   options: {
     keep: { type: 'boolean', default: false },
     hostname: { type: 'string', default: 'demo-guest' },
+    'boot-mode': { type: 'string', default: 'bios' },
     'result-json': { type: 'string' },
     'serial-log': { type: 'string' },
     'ironic-log': { type: 'string' },
-    'api-url': { type: 'string', default: 'mdns' },
+    'bmc-log': { type: 'string' },
     memory: { type: 'string', default: '512' },
     image: { type: 'string', default: join(REPO_ROOT, 'build', 'guest.raw') },
   },
 });
 
-const MAC = '52:54:00:de:00:01';
 const NODE = 'demo-node';
-const PORT = 6385;
+const MACHINE: LabMachine = {
+  id: NODE,
+  bootMode: opt['boot-mode'] === 'uefi' ? 'UEFI' : 'Legacy',
+  mac: '52:54:00:de:00:01',
+  ip: '192.0.2.10',
+  diskGiB: 8, // sparse; the agent wants >= 4 GiB (IPA's rule)
+  memoryMiB: Number(opt.memory),
+};
 const tty = process.stdout.isTTY;
-
 // --- output ------------------------------------------------------------------
 const t0 = Date.now();
 const stages: Array<{ name: string; ms: number }> = [];
@@ -106,16 +115,10 @@ for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
 }
 
 // --- helpers -----------------------------------------------------------------
-async function sha256(path: string): Promise<string> {
-  const h = createHash('sha256');
-  for await (const chunk of createReadStream(path)) h.update(chunk as Buffer);
-  return h.digest('hex');
-}
-
 function describeNode(n: Record<string, any>): string {
   const dii = n.driver_internal_info ?? {};
   const step = n.clean_step?.step ?? n.deploy_step?.step;
-  const parts = [`provision_state=${n.provision_state}${n.target_provision_state ? `→${n.target_provision_state}` : ''}`];
+  const parts = [`provision_state=${n.provision_state}${n.target_provision_state ? `→${n.target_provision_state}` : ''}`, `power=${n.power_state}`];
   if (step) parts.push(`step=${step}`);
   if (dii.agent_status_message) parts.push(`agent: ${dii.agent_status_message}`);
   else if (dii.agent_url) parts.push(`agent at ${dii.agent_url}`);
@@ -124,100 +127,89 @@ function describeNode(n: Record<string, any>): string {
 }
 
 async function main(): Promise<number> {
-  for (const f of [DEFAULT_KERNEL, DEFAULT_INITRD, opt.image]) {
-    if (!existsSync(f)) throw new Error(`${f} is missing: run \`make ramdisk guest-image\` (make demo does)`);
-  }
-  let net: SlaacNetwork | undefined;
-  let ironic: Ironic | undefined;
-  let vm: Vm | undefined;
+  if (!existsSync(opt.image!)) throw new Error(`${opt.image} is missing: run \`make ramdisk guest-image\` (make demo does)`);
+  let lab: RedfishLab | undefined;
   let result: Record<string, unknown> = { ok: false };
   let exitCode = 1;
+  let poweredOnAt = 0;
   try {
-    say('metal-agent demo: a qemu VM (TCG) booting our ramdisk, driven by a real Ironic 21.4 through `baremetal`');
+    say('metal-agent demo: a qemu VM (TCG) behind a Redfish BMC, booted and deployed by a real Ironic 21.4 through `baremetal`');
 
-    // 1. The lab: SLAAC-only network, image server, Ironic with mDNS + fast track.
+    // 1. The lab: network without DHCP, Ironic (fast track), its HTTP server, the BMC.
     let imageUrl = '';
     let imageSha = '';
-    await stage('lab: SLAAC-only network, image server, Ironic (mDNS, fast track)', async () => {
-      net = await createSlaacNetwork('demo');
-      say(`   namespace ${net.ns.name}: bridge ${net.bridge} ${net.hostIp}/64, radvd (SLAAC), no DHCP server`);
-      [imageUrl, imageSha] = await Promise.all([net.serveFile(resolve(opt.image)), sha256(opt.image)]);
+    await stage('lab: network without DHCP, Ironic (fast track), HTTP server, Redfish BMC', async () => {
+      let started: RedfishLab;
+      [started, imageSha] = await Promise.all([
+        startRedfishLab({ tag: 'demo', machines: [MACHINE], fastTrack: true, check: checkAbort }),
+        sha256File(opt.image!),
+      ]);
+      lab = started;
+      imageUrl = started.serve(resolve(opt.image!));
+      say(`   namespace ${started.net.ns.name}: bridge ${started.net.bridge} ${started.net.hostIp}/24, no DHCP server`);
+      say(`   Ironic API ${started.ironic.url} (state ${started.ironic.stateDir}); its http_root and the image served at ${imageUrl.replace(/[^/]*$/, '')}`);
       say(`   image ${imageUrl} sha256 ${imageSha.slice(0, 16)}…`);
-      checkAbort();
-      ironic = await startIronic({
-        // The deploy kernel and ramdisk are file:// URLs into build/, wherever this clone is.
-        fileUrlPaths: [dirname(DEFAULT_KERNEL), dirname(DEFAULT_INITRD)],
-        netns: net.ns.name,
-        hostIp: net.hostIp,
-        port: PORT,
-        mdns: true,
-        fastTrack: true,
-        heartbeatTimeoutSec: 30,
-        // A full-disk erase of the VM's disk under TCG would dominate the run; operators switch it off the same way.
-        extraConf: '[deploy]\nerase_devices_priority = 0\n',
+      say(`   Redfish BMC ${started.bmcUrl}/redfish/v1 (lab/redfish): machine ${MACHINE.id}, ${MACHINE.bootMode}, ${MACHINE.memoryMiB} MiB, ${MACHINE.diskGiB} GiB disk, off`);
+      started.onEvent((e) => {
+        if (e.system !== MACHINE.id) return;
+        if (e.msg === 'power on') poweredOnAt = Date.now();
+        const text = describeEvent(e);
+        if (text) say(`   bmc: ${text}`);
       });
-      say(`   Ironic API ${ironic.url} (state ${ironic.stateDir}), published over mDNS`);
     });
+    const l = lab!;
+    const ironic = l.ironic;
     const bm = async (args: string[]): Promise<string> => {
       checkAbort();
-      say(`   $ baremetal ${args.map((a) => (/[\s{}"]/.test(a) ? `'${a}'` : a)).join(' ')}`);
-      return ironic!.baremetal(args);
+      say(`   $ baremetal ${args.map(shellWord).join(' ')}`);
+      return ironic.baremetal(args);
     };
 
-    // 2. Enroll.
+    // 2. Enroll: hardware type redfish-kexec, the BMC's address and credentials, network_data.
     const uuid = await stage('enroll', async () => {
-      const id = (
-        await bm([
-          'node', 'create', '--name', NODE, '--driver', 'manual-management-kexec',
-          '--management-interface', 'noop', '--power-interface', 'fake', '--boot-interface', 'pxe', '--deploy-interface', 'direct-kexec',
-          '--driver-info', `deploy_kernel=file://${DEFAULT_KERNEL}`, '--driver-info', `deploy_ramdisk=file://${DEFAULT_INITRD}`,
-          '-f', 'value', '-c', 'uuid',
-        ])
-      ).trim();
-      await bm(['port', 'create', MAC, '--node', id]);
-      return id;
+      checkAbort();
+      return l.enroll(MACHINE, { driver: 'redfish-kexec', deployInterface: 'direct-kexec', echo: (line) => say(`   ${line}`) });
     });
 
-    // 3. Manage.
+    // 3. Manage: Ironic reads the power state through the BMC.
     await stage('manage', async () => {
-      await bm(['node', 'manage', NODE, '--wait', '60']);
+      await bm(['node', 'manage', NODE, '--wait', '120']);
     });
 
-    // 4. Provide: automated cleaning; the VM is "powered on" with the ramdisk.
-    const waitState = async (targets: string[], fail: string[], limitSec: number) => {
+    const waitState = async (targets: string[], fail: string[], limitSec: number, check?: () => void) => {
       const deadline = Date.now() + limitSec * 1000;
       for (;;) {
         checkAbort();
-        const n = await ironic!.node(uuid);
-        progress(`${describeNode(n)} | VM ${secs(vm?.elapsedMs() ?? 0)}`);
+        const n = await ironic.node(uuid);
+        progress(`${describeNode(n)}${poweredOnAt ? ` | VM on for ${secs(Date.now() - poweredOnAt)}` : ''}`);
         if (targets.includes(n.provision_state)) return n;
-        if (fail.includes(n.provision_state)) throw new Error(`node went ${n.provision_state}: ${n.last_error}`);
-        if (vm && !vm.alive()) throw new Error(`the VM stopped (reset or power-off); serial:\n${(await vm.serialText()).slice(-3000)}`);
+        if (fail.includes(n.provision_state)) throw new Error(`node went ${n.provision_state}: ${n.last_error}; serial:\n${l.serialText(MACHINE.id).slice(-3000)}`);
+        check?.();
         if (Date.now() > deadline) throw new Error(`node still ${n.provision_state} after ${limitSec} s: ${describeNode(n)}`);
         await sleep(1000);
       }
     };
-    const apiArg = opt['api-url'] === 'http' ? `http://[${net!.hostIp}]:${PORT}` : opt['api-url']!;
-    await stage('provide: automated cleaning to available (VM boots the ramdisk)', async () => {
+
+    // 4. Provide: automated cleaning; Ironic builds the ISO, inserts it, powers the machine on.
+    let qemuPid: number | null = null;
+    await stage('provide: automated cleaning to available (Ironic boots the VM from virtual media)', async () => {
       await bm(['node', 'provide', NODE]);
-      vm = await startVm({
-        network: net,
-        mac: MAC,
-        memoryMiB: Number(opt.memory),
-        noReboot: true, // a reset (instead of a kexec) ends qemu, and the demo sees it
-        disks: [{ sizeMiB: 8192, bus: 'virtio', serial: 'DEMO-DISK-0' }], // sparse; the agent wants >= 4 GiB (IPA's rule),
-        // No ipa-kexec=1: the deploy interface direct-kexec arms the handoff itself.
-        kernelArgs: [`ipa-api-url=${apiArg}`, `BOOTIF=01-${MAC.replace(/:/g, '-')}`],
-      });
-      say(`   VM started: qemu -no-reboot (a reset would end it), kernel args ipa-api-url=${apiArg}; serial log ${vm.serialLog}`);
       await waitState(['available'], ['clean failed', 'error'], 1200);
-      const n = await ironic!.node(uuid);
-      say(`   agent ${n.driver_internal_info?.agent_url} kept heartbeating in available (fast track)`);
+      const n = await ironic.node(uuid);
+      const m = await l.machine(MACHINE.id);
+      qemuPid = m.qemuPid;
+      say(`   agent ${n.driver_internal_info?.agent_url} kept heartbeating in available (fast track); BMC: ${m.powerState}, qemu pid ${m.qemuPid}`);
     });
 
     // 5. Deploy (direct-kexec: the deploy ends with the agent's kexec_handoff step and standby.run_image).
-    const bootsBefore = (await vm!.serialText()).match(/Linux version \S+/g) ?? [];
-    const serialMark = (await vm!.serialText()).length;
+    const serialMark = l.serialText(MACHINE.id).length;
+    const bootsBefore = l.serialText(MACHINE.id).match(/Linux version \S+/g) ?? [];
+    const eventMark = l.events().length;
+    const powerDuringDeploy = () => l.events().slice(eventMark).filter((e) => e.system === MACHINE.id && POWER_EVENTS.has(e.msg));
+    const noPowerAction = () => {
+      const p = powerDuringDeploy();
+      if (p.length) throw new Error(`the BMC saw a power action during the deploy: ${JSON.stringify(p)}; serial:\n${l.serialText(MACHINE.id).slice(-3000)}`);
+    };
     const deployStart = Date.now();
     // Milestones on the serial console (agent log, then the guest), timed from `baremetal node deploy`.
     const milestones: Array<{ what: string; ms: number }> = [];
@@ -237,7 +229,7 @@ async function main(): Promise<number> {
     let watching = true;
     const watcher = (async () => {
       while (watching && watch.length) {
-        const text = (await vm!.serialText()).slice(serialMark);
+        const text = l.serialText(MACHINE.id).slice(serialMark);
         while (watch.length && watch[0]!.re.test(text)) mark(watch.shift()!.what);
         await sleep(300);
       }
@@ -251,7 +243,7 @@ async function main(): Promise<number> {
         '--instance-info', 'image_disk_format=raw',
       ]);
       await bm(['node', 'deploy', NODE, '--config-drive', JSON.stringify({ meta_data: { hostname: opt.hostname } })]);
-      const n = await waitState(['active'], ['deploy failed', 'error'], 1800);
+      const n = await waitState(['active'], ['deploy failed', 'error'], 1800, noPowerAction);
       mark('ironic: node active');
       return n;
     });
@@ -262,10 +254,10 @@ async function main(): Promise<number> {
       const re = /metal-guest: hostname=(\S*) cmdline=([^\r\n]*)/;
       for (;;) {
         checkAbort();
-        const text = (await vm!.serialText()).slice(serialMark);
+        const text = l.serialText(MACHINE.id).slice(serialMark);
         const m = re.exec(text);
         if (m) return { hostname: m[1]!, cmdline: m[2]!.trim(), line: m[0] };
-        if (!vm!.alive()) throw new Error(`the VM ended (a reset with -no-reboot, or a power-off); serial:\n${text.slice(-3000)}`);
+        noPowerAction();
         // The ramdisk's init restarts an agent that exited: the handoff did not happen.
         if (/starting metal-agent \(run \d+\)/.test(text)) throw new Error(`the agent exited and was restarted instead of kexec'ing; serial:\n${text.slice(-3000)}`);
         if (Date.now() > deadline) throw new Error(`no guest console line; serial:\n${text.slice(-3000)}`);
@@ -280,21 +272,28 @@ async function main(): Promise<number> {
     watching = false;
     await watcher;
     say(`   guest console: ${guest.line}`);
-    const serial = await vm!.serialText();
+    const serial = l.serialText(MACHINE.id);
     const boots = serial.match(/Linux version \S+/g) ?? [];
-    const qemuStatus = (await vm!.qmp('query-status')) as { status?: string; running?: boolean } | undefined;
-    const final = await ironic!.node(uuid);
-    say(`   kernels booted in this one qemu run: ${boots.map((b) => b.slice(14)).join(' → ')}; qemu status ${qemuStatus?.status} (still the first run: -no-reboot)`);
+    const machine = await l.machine(MACHINE.id);
+    const final = await ironic.node(uuid);
+    const bmcDuringDeploy = l.events().slice(eventMark).filter((e) => e.system === MACHINE.id).map((e) => e.msg);
+    const powerOns = l.events().filter((e) => e.system === MACHINE.id && e.msg === 'power on').length;
+    const sameQemu = machine.qemuPid !== null && machine.qemuPid === qemuPid;
+    say(`   kernels booted since the BMC powered the VM on: ${boots.map((b) => b.slice(14)).join(' → ')}; BMC: ${machine.powerState}, ` +
+      `qemu pid ${machine.qemuPid} (${sameQemu ? 'the same process as after cleaning' : `after cleaning it was ${qemuPid}`})`);
+    say(`   BMC during the deploy: ${bmcDuringDeploy.join(', ') || 'nothing'}; power actions: ${powerDuringDeploy().length}; power-ons in the whole run: ${powerOns}`);
     say(`   deploy wall time (baremetal node deploy → node active and guest up): ${secs(deployMs)}`);
 
     result = {
-      ok: final.provision_state === 'active' && guest.hostname === opt.hostname,
+      ok: final.provision_state === 'active' && guest.hostname === opt.hostname && powerDuringDeploy().length === 0 && sameQemu,
       node: {
         uuid,
         provision_state: final.provision_state,
         driver: final.driver,
+        boot_interface: final.boot_interface,
         deploy_interface: final.deploy_interface,
         power_interface: final.power_interface,
+        management_interface: final.management_interface,
         power_state: final.power_state,
         last_error: final.last_error ?? null,
       },
@@ -302,8 +301,7 @@ async function main(): Promise<number> {
       guest,
       kernelsBooted: boots.map((b) => b.slice(14)),
       kernelsBeforeDeploy: bootsBefore.map((b) => b.slice(14)),
-      qemuStatus: qemuStatus?.status ?? null,
-      vmAlive: vm!.alive(),
+      bmc: { powerState: machine.powerState, qemuPidAfterCleaning: qemuPid, qemuPidAtEnd: machine.qemuPid, eventsDuringDeploy: bmcDuringDeploy, powerOns },
       deployMs,
       stages,
       milestones,
@@ -316,18 +314,17 @@ async function main(): Promise<number> {
     say('\ndeploy milestones (from `baremetal node deploy`)');
     const mw = Math.max(...milestones.map((m) => m.what.length));
     for (const m of [...milestones].sort((a, b) => a.ms - b.ms)) say(`  ${m.what.padEnd(mw)}  ${('+' + secs(m.ms)).padStart(9)}`);
-    say(result.ok ? `\nDEMO OK: node ${NODE} active, guest says hostname=${guest.hostname}` : '\nDEMO FAILED');
+    say(result.ok ? `\nDEMO OK: node ${NODE} active, guest says hostname=${guest.hostname}, no power action during the deploy` : '\nDEMO FAILED');
     exitCode = result.ok ? 0 : 1;
 
     if (opt.keep && !aborted) {
-      const env = `OS_ENDPOINT=${ironic!.url} OS_AUTH_TYPE=none OS_BAREMETAL_API_VERSION=1.78`;
+      const env = `OS_ENDPOINT=${ironic.url} OS_AUTH_TYPE=none OS_BAREMETAL_API_VERSION=1.78`;
       say(`\nThe lab stays up (--keep). Explore it from another terminal:`);
-      say(`  ip netns exec ${net!.ns.name} env ${env} baremetal node list`);
-      say(`  ip netns exec ${net!.ns.name} env ${env} baremetal node show ${NODE}`);
-      say(`  ip netns exec ${net!.ns.name} env ${env} baremetal port list`);
-      say(`  tail -f ${vm!.serialLog}                    # the guest's console`);
-      say(`  socat - UNIX-CONNECT:${join(vm!.workDir, 'serial.sock')}   # a root shell in the guest`);
-      say(`  less ${join(ironic!.stateDir, 'ironic.log')}`);
+      say(`  ip netns exec ${l.net.ns.name} env ${env} baremetal node list`);
+      say(`  ip netns exec ${l.net.ns.name} env ${env} baremetal node show ${NODE}`);
+      say(`  ip netns exec ${l.net.ns.name} curl -s -u ${l.username}:${l.password} ${l.bmcUrl}/redfish/v1/Systems/${MACHINE.id}   # the BMC`);
+      say(`  tail -f ${l.serialLog(MACHINE.id)}                    # the VM's console`);
+      say(`  less ${join(ironic.stateDir, 'ironic.log')}`);
       say(`Ctrl-C removes everything.`);
       await new Promise<void>((res) => (wakeKeep = res));
     }
@@ -338,13 +335,13 @@ async function main(): Promise<number> {
     exitCode = aborted ? 130 : 1;
   } finally {
     clearProgress();
-    if (opt['serial-log'] && vm) await copyFile(vm.serialLog, opt['serial-log']).catch(() => undefined);
-    if (opt['ironic-log'] && ironic) await writeFile(opt['ironic-log'], ironic.log()).catch(() => undefined);
+    const l = lab as RedfishLab | undefined;
+    if (opt['serial-log'] && l) await writeFile(opt['serial-log'], l.serialText(MACHINE.id), 'latin1').catch(() => undefined);
+    if (opt['ironic-log'] && l) await writeFile(opt['ironic-log'], l.ironic.log()).catch(() => undefined);
+    if (opt['bmc-log'] && l) await writeFile(opt['bmc-log'], l.events().map((e) => JSON.stringify(e)).join('\n') + '\n').catch(() => undefined);
     if (opt['result-json']) await writeFile(opt['result-json'], JSON.stringify(result, null, 2) + '\n');
-    say('\ncleaning up: VM, Ironic, image server, radvd, namespace, temp files');
-    await vm?.stop().catch((e: Error) => say(`   VM: ${e.message}`));
-    await ironic?.stop().catch((e: Error) => say(`   Ironic: ${e.message}`));
-    await net?.destroy().catch((e: Error) => say(`   network: ${e.message}`));
+    say('\ncleaning up: BMC and VM, Ironic, HTTP server, namespace, temp files');
+    await l?.destroy().catch((e: Error) => say(`   lab: ${e.message}`));
     say('done.');
   }
   return exitCode;
