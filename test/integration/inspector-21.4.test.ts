@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startAgent, type AgentProcess } from '../helpers/agent-process.ts';
 import { inspectorPort, startInspector, type Inspector } from '../helpers/inspector.ts';
 import { startIronicRelease, type ReleaseIronic } from '../helpers/ironic-release.ts';
-import { createLoopDisk, type LoopDisk } from '../helpers/loop-disk.ts';
+import { createLoopDisk, giveDiskAPartition, metadataLeft, type LoopDisk } from '../helpers/loop-disk.ts';
 
 // In-band inspection on Ironic 21.4 (OpenStack 2023.1), which has no `agent`
 // inspect interface: it goes through ironic-inspector 11.1 (Debian 12's
@@ -27,7 +27,11 @@ import { createLoopDisk, type LoopDisk } from '../helpers/loop-disk.ts';
 //   - Ironic's periodic check sees inspector finished and the node ends
 //     manageable, with cpus, cpu_arch, local_gb, the boot mode
 //     ([capabilities]boot_mode on) and CPU capabilities set, pxe_enabled turned on for the NIC the agent booted from,
-//     and inspector's processed data copied into Ironic's inventory store.
+//     and inspector's processed data copied into Ironic's inventory store;
+//   - fast track ([deploy]fast_track, inspector's [processing]power_off off):
+//     the command line also holds ipa-api-url, so after inspector's answer
+//     ({"uuid": ...}, not a lookup) the agent looks the node up and heartbeats,
+//     and `baremetal node provide` cleans it through the same agent process.
 //
 // Ironic 21.4 refuses a loopback callback URL, so inspector listens on this
 // machine's NIC address (what a ramdisk on the provisioning network would reach).
@@ -84,16 +88,22 @@ describe('Ironic 21.4: in-band inspection through ironic-inspector 11.1', () => 
     nic = await hostNic();
     dir = mkdtempSync(join(tmpdir(), 'metal-agent-insp-21.4-'));
     disk = await createLoopDisk(DISK_MIB, 'insp214');
+    await giveDiskAPartition(disk.device); // for cleaning to erase
     const port = await inspectorPort(nic.ipv4);
     ironic = await startIronicRelease('21.4', {
-      fastTrack: false,
+      // Fast track: Ironic adds ipa-api-url to the inspection command line, and the inspected node is
+      // cleaned by the same agent without a reboot.
+      fastTrack: true,
+      heartbeatTimeoutSec: 30,
       // status_check_period: how often the conductor asks inspector whether the node is done (default 60 s).
       // extra_kernel_params: what Ironic adds to the inspection ramdisk's command line (the collectors).
       extraConf:
         `[inspector]\nendpoint_override = http://${nic.ipv4}:${port}\nstatus_check_period = 5\n` +
-        `extra_kernel_params = ipa-inspection-collectors=${COLLECTORS} ipa-lldp-timeout=2\n`,
+        `extra_kernel_params = ipa-inspection-collectors=${COLLECTORS} ipa-lldp-timeout=2\n` +
+        // Cleaning erases metadata only: a full erase of 5 GiB would only cost time.
+        `[deploy]\nerase_devices_priority = 0\n`,
     });
-    inspector = await startInspector({ ironicUrl: ironic.url, hostIp: nic.ipv4, port, extraConf: '[capabilities]\nboot_mode = true\n' });
+    inspector = await startInspector({ ironicUrl: ironic.url, hostIp: nic.ipv4, port, extraConf: '[capabilities]\nboot_mode = true\n[processing]\npower_off = false\n' });
     // Ironic knows a stale PXE port, and this machine's NIC as not PXE-enabled.
     uuid = await ironic.enroll(STALE_MAC, { provide: false, name: 'insp-21.4' });
     await ironic.baremetal(['node', 'set', uuid, '--inspect-interface', 'inspector']);
@@ -124,7 +134,7 @@ describe('Ironic 21.4: in-band inspection through ironic-inspector 11.1', () => 
     const rendered = append.trim().replace(/^append\s+/, '');
     expect(rendered).toContain(`ipa-inspection-callback-url=${inspector!.url}/v1/continue`);
     expect(rendered).toContain(`ipa-inspection-collectors=${COLLECTORS}`);
-    expect(rendered).not.toContain('ipa-api-url='); // no fast track: inspect, then wait
+    expect(rendered).toContain(`ipa-api-url=${ironic!.url}`); // fast track: inspect, then look up and heartbeat
     // Inspector was told to wait for this node (Ironic boots it).
     const started = await inspector!.get(`/v1/introspection/${uuid}`);
     expect(started.finished).toBe(false);
@@ -139,7 +149,8 @@ describe('Ironic 21.4: in-band inspection through ironic-inspector 11.1', () => 
     const out = agent.output();
     // Inspector 11.1 answers {"uuid": ...}: the agent logs the node it names.
     expect(out).toMatch(new RegExp(`"node":"${uuid}".*"msg":"inspection data sent"`));
-    expect(out).toMatch(/"msg":"no ipa-api-url: no lookup and no heartbeats after inspection/);
+    // Not a lookup-shaped answer: the agent looks the node up (fast track allows it in manageable) and heartbeats.
+    await agent.waitForLog(/"msg":"lookup succeeded"/, 60);
 
     // Inspector's own record: finished, no error; the processed data it keeps.
     const status = await inspector!.get(`/v1/introspection/${uuid}`);
@@ -197,4 +208,19 @@ describe('Ironic 21.4: in-band inspection through ironic-inspector 11.1', () => 
         `ramdisk logs stored: ${inspector!.ramdiskLogs().join(',')}`,
     );
   }, 240_000);
+
+  it('provide cleans the inspected node through the same agent process (fast track) to available', async () => {
+    expect(await metadataLeft(disk!.device)).not.toEqual([]);
+    await ironic!.baremetal(['node', 'provide', uuid]);
+    const node = await ironic!.waitForState(uuid, ['available', 'clean failed'], 120);
+    expect(node.last_error ?? null, agent!.output().slice(-3000)).toBeNull();
+    expect(node.provision_state).toBe('available');
+    // One agent process, started once, one lookup (after inspector's answer): no reboot, no new boot.
+    const out = agent!.output();
+    expect(out.match(/"msg":"API listening"/g)).toHaveLength(1);
+    expect(out.match(/"msg":"lookup succeeded"/g)).toHaveLength(1);
+    expect(ironic!.log()).toMatch(/erase_devices_metadata/);
+    expect(await metadataLeft(disk!.device)).toEqual([]);
+    console.log(`Ironic 21.4: ${uuid} cleaned by the agent that inspected it through ironic-inspector (pid ${agent!.pid}, fast track): available`);
+  }, 180_000);
 });
