@@ -1,9 +1,11 @@
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, it } from 'vitest';
 import { sha256File } from '../helpers/images.ts';
 import { startIronic, type Ironic } from '../helpers/ironic.ts';
-import { REPO_ROOT } from '../helpers/netns.ts';
+import { REPO_ROOT, waitUntil } from '../helpers/netns.ts';
 import { createPxeNetwork, PXE_HOST_IP, PXE_HTTP_PORT, startIpmiNode, type IpmiNode, type PxeNetwork } from './ipmi-pxe-lab.ts';
 import { DEFAULT_INITRD, DEFAULT_KERNEL } from './qemu.ts';
 import { namespaceFileServer } from './qemu-network.ts';
@@ -27,6 +29,14 @@ import { namespaceFileServer } from './qemu-network.ts';
 // boot loader (it is made for kexec), so no firmware could boot it; with a
 // partition image the agent installs the image's own GRUB (MBR under SeaBIOS,
 // ESP + NVRAM entry under OVMF).
+//
+// Issue 16, "Show it" 4, faults, run at the same time on the same Ironic and
+// network: a node enrolled with a wrong IPMI password (Ironic reports the power
+// failure, the BMC never starts a VM, nothing hangs); a node whose PXE config
+// points at a kernel and ramdisk the HTTP server no longer has (its clean fails
+// on Ironic's own [conductor]clean_callback_timeout, the agent never ran); and a
+// child process that built a whole lab, interrupted with Ctrl-C, leaves nothing
+// behind (test/helpers/teardown.ts).
 
 const LIMIT_MS = 2_400_000; // TCG on 2 shared cores, two VMs at once: a hang bound, not a speed check
 const ROOT_IMG = join(REPO_ROOT, 'build', 'guest-root.img');
@@ -44,12 +54,47 @@ enable_netboot_fallback = true
 erase_devices_priority = 0
 [ipmi]
 min_command_interval = 1
+[conductor]
+# The fault node below fails its clean on this timeout. Global: the two real nodes
+# must reach their first heartbeat within it; under TCG, with up to 4 VMs running,
+# both were "available" (cleaning done, powered off) 79-116 s after provide.
+clean_callback_timeout = 300
+check_provision_state_interval = 10
 `;
+const CLEAN_TIMEOUT_S = 300;
 
 const NODES = [
   { firmware: 'uefi', mac: '52:54:00:ab:16:01', lanPort: 16401, linkPort: 16411 },
   { firmware: 'bios', mac: '52:54:00:ab:16:02', lanPort: 16402, linkPort: 16412 },
 ] as const;
+
+// The fault nodes: no VM ever runs for the first; the second boots only iPXE.
+const BAD_CREDS = { name: 'mab-badcreds', firmware: 'bios', mac: '52:54:00:ab:16:03', lanPort: 16403, linkPort: 16413 } as const;
+const NO_RAMDISK = { name: 'mab-noramdisk', firmware: 'bios', mac: '52:54:00:ab:16:04', lanPort: 16404, linkPort: 16414 } as const;
+const TSX = join(REPO_ROOT, 'node_modules', '.bin', 'tsx');
+
+/** Alive and not a zombie (nothing here may reap our daemons' zombies). */
+function alive(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
+async function netnsList(): Promise<string[]> {
+  return (await execa('ip', ['netns', 'list'])).stdout.split('\n').map((l) => l.split(' ')[0]!);
+}
+
+/** Polls the node until `done` says so; the bound is a hang bound only. */
+async function waitForNode(ironic: Ironic, uuid: string, done: (n: Record<string, any>) => boolean, boundSec: number, what: string) {
+  let last: Record<string, any> = {};
+  await waitUntil(async () => ((last = await ironic.node(uuid)), done(last) ? true : undefined), what, boundSec * 1000, 1000).catch((e: Error) => {
+    throw new Error(`${e.message} within ${boundSec} s: ${last.provision_state}, power ${last.power_state}, last_error ${last.last_error}`);
+  });
+  return last;
+}
 
 /** The console text from the last "=== bmc: power on N" line on, and that N. */
 function lastBoot(text: string): { n: number; text: string } {
@@ -62,6 +107,8 @@ describe('Ironic 21.4 boots qemu nodes: ipmi (ipmi_sim) + ipxe (dnsmasq), no fas
   let net: PxeNetwork;
   let ironic: Ironic;
   const nodes: IpmiNode[] = [];
+  let badCreds: IpmiNode;
+  let noRamdisk: IpmiNode;
   let imageUrl = '';
 
   beforeAll(async () => {
@@ -76,11 +123,13 @@ describe('Ironic 21.4 boots qemu nodes: ipmi (ipmi_sim) + ipxe (dnsmasq), no fas
     });
     await net.startPxe(ironic.stateDir);
     for (const n of NODES) nodes.push(await startIpmiNode(net, { name: `mab-${n.firmware}`, ...n }));
+    badCreds = await startIpmiNode(net, { ...BAD_CREDS, diskGiB: 1 });
+    noRamdisk = await startIpmiNode(net, { ...NO_RAMDISK, diskGiB: 1 });
     imageUrl = await namespaceFileServer(net.ns, PXE_HOST_IP, 8081)(ROOT_IMG);
   }, 300_000);
 
   afterAll(async () => {
-    for (const n of nodes) await n.stop();
+    for (const n of [...nodes, badCreds, noRamdisk]) await n?.stop();
     await ironic?.stop();
     await net?.destroy();
   }, 120_000);
@@ -172,5 +221,169 @@ describe('Ironic 21.4 boots qemu nodes: ipmi (ipmi_sim) + ipxe (dnsmasq), no fas
         expect(await node.bmcPowerStatus()).toBe('Chassis Power is on');
       }, LIMIT_MS);
     }
+
+    it('wrong IPMI password: manage fails with the power failure, power on fails, the BMC never starts a VM', async ({ expect }) => {
+      const node = badCreds;
+      const uuid = (
+        await ironic.baremetal([
+          'node', 'create', '--driver', 'ipmi', '--name', node.name,
+          '--power-interface', 'ipmitool', '--management-interface', 'noop',
+          '--boot-interface', 'ipxe', '--deploy-interface', 'direct',
+          ...Object.entries({ ...node.driverInfo, ipmi_password: 'not-the-password' }).flatMap(([k, v]) => ['--driver-info', `${k}=${v}`]),
+          '--driver-info', `deploy_kernel=file://${DEFAULT_KERNEL}`,
+          '--driver-info', `deploy_ramdisk=file://${DEFAULT_INITRD}`,
+          '-f', 'value', '-c', 'uuid',
+        ])
+      ).trim();
+      await ironic.baremetal(['port', 'create', node.mac, '--node', uuid]);
+      // manage = power credentials verification: Ironic asks the BMC for the power state.
+      await ironic.baremetal(['node', 'manage', uuid]);
+      const verified = await waitForNode(ironic, uuid, (n) => n.provision_state !== 'verifying', 300, 'manage to end');
+      expect(verified.provision_state).toBe('enroll'); // not manageable
+      expect(verified.last_error).toMatch(new RegExp(`Failed to get power state for node ${uuid}\\. Error: IPMI call failed: power status`));
+      expect(ironic.log()).toMatch(new RegExp(`IPMI power status failed for node ${uuid} with error`));
+      console.log(`wrong password, manage: ${verified.last_error}`);
+
+      // A direct power on: the API takes it, the conductor's power action fails at the BMC.
+      await ironic.baremetal(['node', 'power', 'on', uuid]);
+      const powered = await waitForNode(ironic, uuid, (n) => !n.target_power_state && /power on/.test(n.last_error ?? ''), 300, 'power on to fail');
+      expect(powered.last_error).toMatch(/Failed to change power state to 'power on': IPMI call failed: power status/);
+      expect(powered.power_state).not.toBe('power on');
+      console.log(`wrong password, power on: ${powered.last_error}`);
+
+      // Nothing booted: the BMC (right password) is off, never ran its VM script, no qemu.
+      expect(await node.bmcPowerStatus()).toBe('Chassis Power is off');
+      expect(node.powerOns()).toBe(0);
+      expect(node.pids().qemu).toBeUndefined();
+      expect(await node.console()).toBe('');
+    }, 900_000);
+
+    it('PXE config points at a ramdisk the HTTP server does not have: clean fails on Ironic\'s clean timeout, the agent never ran', async ({ expect }) => {
+      const node = noRamdisk;
+      const uuid = (
+        await ironic.baremetal([
+          'node', 'create', '--driver', 'ipmi', '--name', node.name,
+          '--power-interface', 'ipmitool', '--management-interface', 'noop',
+          '--boot-interface', 'ipxe', '--deploy-interface', 'direct',
+          ...Object.entries(node.driverInfo).flatMap(([k, v]) => ['--driver-info', `${k}=${v}`]),
+          '--driver-info', `deploy_kernel=file://${DEFAULT_KERNEL}`,
+          '--driver-info', `deploy_ramdisk=file://${DEFAULT_INITRD}`,
+          '--property', 'capabilities=boot_mode:bios',
+          '-f', 'value', '-c', 'uuid',
+        ])
+      ).trim();
+      await ironic.baremetal(['port', 'create', node.mac, '--node', uuid]);
+      await ironic.baremetal(['node', 'manage', uuid, '--wait', '300']);
+
+      // Ironic caches the deploy kernel and ramdisk in http_root/<uuid>/ and writes the
+      // iPXE config that loads them from there before it powers the node on. They are
+      // removed as soon as they appear: the config's URLs answer 404, while Ironic, its
+      // API, boot.ipxe and the node's config stay as they are.
+      const dir = join(ironic.stateDir, 'http', uuid);
+      const removed = new Set<string>();
+      let watching = true;
+      const watcher = (async () => {
+        while (watching) {
+          for (const f of ['deploy_kernel', 'deploy_ramdisk']) {
+            if (existsSync(join(dir, f))) {
+              rmSync(join(dir, f), { force: true });
+              removed.add(f);
+            }
+          }
+          await sleep(100);
+        }
+      })();
+      let failed: Record<string, any>;
+      let config = '';
+      try {
+        await ironic.baremetal(['node', 'provide', uuid]);
+        const ended = await ironic.waitForState(uuid, ['available', 'clean failed'], CLEAN_TIMEOUT_S + 600, {
+          everyMs: 2000,
+          onNode: () => {
+            if (!config && existsSync(join(dir, 'config'))) config = readFileSync(join(dir, 'config'), 'utf8');
+          },
+        });
+        expect(ended.provision_state, (await node.console()).slice(-2000)).toBe('clean failed');
+        // The periodic task moves the node to "clean failed" first; the timeout handler
+        // (last_error, tearing cleaning down) then runs holding the node's lock.
+        failed = await waitForNode(ironic, uuid, (n) => !!n.last_error && !n.reservation && !n.target_power_state, 300, 'the clean timeout handler to finish');
+      } finally {
+        watching = false;
+        await watcher;
+      }
+      const consoleText = await node.console();
+      const log = ironic.log();
+      expect(failed.provision_state, consoleText.slice(-2000)).toBe('clean failed');
+      expect(failed.last_error).toMatch(/Timeout reached while cleaning the node\. Please check if the ramdisk responsible for the cleaning is running on the node/);
+      console.log(`no ramdisk: clean failed: ${failed.last_error}`);
+      expect([...removed].sort()).toEqual(['deploy_kernel', 'deploy_ramdisk']);
+      // The config Ironic wrote loads exactly those URLs; iPXE tried them and retried.
+      expect(config).toContain(`http://${PXE_HOST_IP}:${PXE_HTTP_PORT}/${uuid}/deploy_kernel`);
+      expect(consoleText).toMatch(new RegExp(`${uuid}/deploy_kernel`));
+      expect(consoleText).toMatch(/No response, retrying in \d+ seconds/);
+      // The agent never ran: no kernel booted, no lookup or heartbeat reached Ironic.
+      expect(consoleText).not.toMatch(/Linux version|metal-agent/);
+      expect(log).not.toMatch(new RegExp(`RPC heartbeat called for node ${uuid}`));
+      expect(log).not.toMatch(new RegExp(`GET /v1/lookup\\?addresses=[^ "]*${encodeURIComponent(node.mac)}`, 'i'));
+      expect(log).toMatch(new RegExp(`Cleaning for node ${uuid} failed\\. Timeout reached`));
+      // Ironic 21.4 tears cleaning down with a power off (no clean step had started, so
+      // no maintenance). The machine was still on: Ironic's iPXE config ends its 10
+      // attempts with `poweroff`, which Debian's iPXE ROM (1.0.0+git-20190125) lacks
+      // ("poweroff: command not found"), and the firmware goes on to "No bootable device".
+      const poweredOff = new RegExp(`Successfully set node ${uuid} power state to power off`).test(log);
+      const foundOff = new RegExp(`Not going to change node ${uuid} power state because current state = requested state = 'power off'`).test(log);
+      console.log(`no ramdisk: at the timeout Ironic ${poweredOff ? 'powered the node off' : foundOff ? 'found the node already off' : 'did neither'}; iPXE gave up: ${/Failed to get a response after/.test(consoleText)}`);
+      expect(poweredOff).toBe(true);
+      expect(failed.power_state).toBe('power off');
+      expect(await node.bmcPowerStatus()).toBe('Chassis Power is off');
+      expect(node.powerOns()).toBe(1); // Ironic powered it on once, for the clean, and never again
+      console.log(`no ramdisk: the BMC started the VM ${node.powerOns()} time(s); http_root/<uuid> after: ${existsSync(dir) ? readdirSync(dir).join(',') || '(empty)' : '(removed)'}`);
+      expect(failed.maintenance).toBe(false);
+    }, LIMIT_MS);
+
+    it('Ctrl-C to a process that built a lab (namespace, dnsmasq, httpd, Ironic, BMC, running qemu) removes all of it', async ({ expect }) => {
+      // A process group of its own, signalled as a whole: what Ctrl-C in a terminal does.
+      const child = execa(TSX, [join(REPO_ROOT, 'test', 'e2e', 'ipmi-lab-child.ts')], { detached: true, reject: false, stdin: 'ignore', cwd: REPO_ROOT });
+      let out = '';
+      let err = '';
+      child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
+      child.stderr?.on('data', (d: Buffer) => (err += d.toString()));
+      const group = child.pid;
+      const interrupt = () => {
+        if (group && group > 1 && child.exitCode === null) process.kill(-group, 'SIGINT');
+      };
+      try {
+        const ready = await waitUntil(
+          async () => {
+            const m = /^READY (.*)$/m.exec(out);
+            if (m) return JSON.parse(m[1]!) as { ns: string; ironicStateDir: string; pids: Record<string, number> };
+            if (child.exitCode !== null) throw new Error(`the lab process ended (${child.exitCode}) before READY:\n${out}\n${err}`);
+            return undefined;
+          },
+          'the lab process to print READY',
+          600_000,
+          500,
+        );
+        const pids = ready.pids;
+        expect(Object.keys(pids).sort()).toEqual(['dnsmasq', 'httpd', 'ipmiSim', 'ironic', 'qemu']);
+        for (const [what, pid] of Object.entries(pids)) expect(alive(pid), `${what} (${pid}) before Ctrl-C`).toBe(true);
+        expect(await netnsList()).toContain(ready.ns);
+        expect(existsSync(ready.ironicStateDir)).toBe(true);
+
+        interrupt();
+        const ended = await Promise.race([child, sleep(180_000).then(() => undefined)]);
+        expect(ended, `the lab process did not end within 180 s of SIGINT:\n${err}`).toBeDefined();
+        expect(err).toMatch(/SIGINT: tearing down \d+ lab part/);
+        // Everything is gone (a hang bound: the teardown waits for each part to end).
+        await waitUntil(async () => (Object.values(pids).some(alive) ? undefined : true), 'the lab processes to be gone', 30_000).catch(() => {});
+        for (const [what, pid] of Object.entries(pids)) expect(alive(pid), `${what} (${pid}) after Ctrl-C`).toBe(false);
+        expect(await netnsList()).not.toContain(ready.ns);
+        expect(existsSync(ready.ironicStateDir)).toBe(false);
+        console.log(`Ctrl-C: ${Object.keys(pids).join(', ')} and namespace ${ready.ns} gone; child exit ${child.exitCode}`);
+      } finally {
+        interrupt();
+        await Promise.race([child, sleep(180_000)]);
+      }
+    }, 900_000);
   });
 });
