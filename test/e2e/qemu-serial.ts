@@ -80,3 +80,17 @@ export async function qmp(socketPath: string, execute: string, args?: Record<str
     sock.on('close', () => resolve(undefined));
   });
 }
+
+/**
+ * Asserts that Ironic left no last_error on a node. On failure the console's
+ * tail goes to stdout first and the assertion's own message stays short, so
+ * that the last_error itself is in the last lines a CI log shows.
+ */
+export async function expectNoLastError(
+  expect: (v: unknown, msg?: string) => { toBeNull(): void },
+  node: { name?: string | null; uuid?: string; last_error?: string | null },
+  consoleText: () => string | Promise<string>,
+): Promise<void> {
+  if (node.last_error) console.log(`console of ${node.name ?? node.uuid}, its tail:\n${(await consoleText()).slice(-3000)}`);
+  expect(node.last_error ?? null, `last_error of ${node.name ?? node.uuid}`).toBeNull();
+}

@@ -9,6 +9,7 @@ import { REPO_ROOT, waitUntil } from '../helpers/netns.ts';
 import { createPxeNetwork, PXE_HOST_IP, PXE_HTTP_PORT, startIpmiNode, type IpmiNode, type PxeNetwork } from './ipmi-pxe-lab.ts';
 import { DEFAULT_INITRD, DEFAULT_KERNEL } from './qemu.ts';
 import { namespaceFileServer } from './qemu-network.ts';
+import { expectNoLastError } from './qemu-serial.ts';
 
 // Issue 16, "Show it" 1: Ironic boots the node. Ironic 21.4's `ipmi` hardware
 // type powers qemu nodes through a real IPMI BMC (ipmi_sim, lab/bmc), and the
@@ -166,7 +167,7 @@ describe('Ironic 21.4 boots qemu nodes: ipmi (ipmi_sim) + ipxe (dnsmasq), no fas
         await ironic.baremetal(['node', 'provide', uuid]);
         const cleaned = await ironic.waitForState(uuid, ['available', 'clean failed'], LIMIT_MS / 2000, { everyMs: 2000 });
         const cleanConsole = await node.console();
-        expect(cleaned.last_error ?? null, cleanConsole.slice(-3000)).toBeNull();
+        await expectNoLastError(expect, cleaned, () => cleanConsole);
         expect(cleaned.provision_state).toBe('available');
         console.log(`${spec.firmware}: available after ${took()} (cleaning)`);
         expect(cleaned.power_state).toBe('power off');
@@ -199,7 +200,7 @@ describe('Ironic 21.4 boots qemu nodes: ipmi (ipmi_sim) + ipxe (dnsmasq), no fas
         ]);
         await ironic.baremetal(['node', 'deploy', uuid, '--config-drive', JSON.stringify({ meta_data: { hostname } })]);
         const deployed = await ironic.waitForState(uuid, ['active', 'deploy failed'], LIMIT_MS / 2000, { everyMs: 2000 });
-        expect(deployed.last_error ?? null, (await node.console()).slice(-3000)).toBeNull();
+        await expectNoLastError(expect, deployed, () => node.console());
         expect(deployed.provision_state).toBe('active');
         console.log(`${spec.firmware}: active after ${took()}`);
         expect(ironic.log()).toMatch(/install_bootloader/);

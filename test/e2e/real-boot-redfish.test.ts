@@ -8,6 +8,7 @@ import { sha256File } from '../helpers/images.ts';
 import { startIronic, type Ironic } from '../helpers/ironic.ts';
 import { REPO_ROOT } from '../helpers/netns.ts';
 import { createVmNetwork, type VmNetwork } from './qemu-network.ts';
+import { expectNoLastError } from './qemu-serial.ts';
 
 // Issue 16, "Show it" 2 and the BMC half of 4: Ironic 21.4's `redfish` hardware
 // type (redfish power and management, redfish-virtual-media boot) drives two
@@ -195,7 +196,7 @@ describe('Ironic 21.4 redfish + redfish-virtual-media, no DHCP: our emulator, OV
         await ironic.baremetal(['node', 'provide', uuid]);
         const cleaned = await ironic.waitForState(uuid, ['available', 'clean failed'], LIMIT_MS / 2000);
         const serial = () => readFileSync(join(dir, `${n.id}.serial`), 'latin1');
-        expect(cleaned.last_error ?? null, serial().slice(-3000)).toBeNull();
+        await expectNoLastError(expect, cleaned, serial);
         expect(cleaned.provision_state).toBe('available');
         expect(cleaned.power_state).toBe('power off'); // no fast track: Ironic powered it off after cleaning
 
@@ -209,7 +210,7 @@ describe('Ironic 21.4 redfish + redfish-virtual-media, no DHCP: our emulator, OV
         ]);
         await ironic.baremetal(['node', 'deploy', uuid, '--config-drive', JSON.stringify({ meta_data: { hostname: `${n.id}-${process.pid}` } })]);
         const deployed = await ironic.waitForState(uuid, ['active', 'deploy failed'], LIMIT_MS / 2000);
-        expect(deployed.last_error ?? null, serial().slice(-3000)).toBeNull();
+        await expectNoLastError(expect, deployed, serial);
         expect(deployed.provision_state).toBe('active');
         expect(deployed.power_state).toBe('power on');
 

@@ -8,6 +8,7 @@ import { startIronicRelease, type IronicRelease } from '../helpers/ironic-releas
 import { metadataLeft } from '../helpers/loop-disk.ts';
 import { createVmNetwork, type VmNetwork } from './qemu-network.ts';
 import { startVm, type Vm } from './qemu.ts';
+import { expectNoLastError } from './qemu-serial.ts';
 
 // Issue 6 end to end: a real Ironic on the provisioning network (a namespace),
 // a qemu VM that boots our kernel + ramdisk with ipa-api-url on its command
@@ -54,7 +55,7 @@ for (const [release, MAC] of [['21.4', '52:54:00:e2:e0:01'], ['29.0', '52:54:00:
 
   it('goes clean wait -> available, and the VM disk has no partition table left', async () => {
     const node = await ironic.waitForState(uuid, ['available', 'clean failed'], LIMIT_MS / 1000);
-    expect(node.last_error ?? null, (await vm.serialText()).slice(-3000)).toBeNull();
+    await expectNoLastError(expect, node, () => vm.serialText());
     expect(node.provision_state).toBe('available');
     expect(await metadataLeft(disk)).toEqual([]);
     const serial = await vm.serialText();
