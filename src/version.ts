@@ -17,9 +17,9 @@
 //   service_result, service_step, service_version), system.lockdown, IPA 10's
 //   token rule for GETs of /v1/commands (Ironic 29.0 sends agent_token there),
 //   and the 29.0 lookup keys (agent_md5_checksum_enable, permitted_image_formats,
-//   disable_deep_image_inspection). Not implemented, and answered as FAILED
-//   'not supported' rather than faked: rescue.finalize_rescue. A future Ironic
-//   that gates rescue on a version would be misled; none of these two does.
+//   disable_deep_image_inspection), and rescue.finalize_rescue (IPA 6.0's
+//   {rescue_password, hashed} form, which 21.4, 29.0 and 39.0 all send first;
+//   docs/rescue.md).
 // See docs/ironic-releases.md.
 export const PRODUCT_VERSION = '0.1.0';
 export const IPA_API_VERSION = '10.2.0';

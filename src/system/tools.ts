@@ -53,6 +53,9 @@ export const TOOLS = {
   tcpdump: { pkg: 'tcpdump', why: 'capture LLDP frames for the inventory when ipa-collect-lldp is set (optional)' },
   biosdevname: { pkg: 'biosdevname', why: 'BIOS-given NIC names in the inventory (optional)' },
   'fsck.vfat': { pkg: 'dosfstools', why: 'check an ESP after editing it (tests)' },
+  dropbear: { pkg: 'dropbear-bin', why: 'SSH server for the rescue user (started only in rescue)' },
+  dropbearkey: { pkg: 'dropbear-bin', why: 'host key made when a node is rescued' },
+  getty: { pkg: 'busybox', why: 'login prompt on the serial console in rescue' },
 } as const satisfies Record<string, { pkg: string; why: string }>;
 
 export type ToolName = keyof typeof TOOLS;

@@ -5,8 +5,8 @@ import { stepCommands } from '../step-commands.ts';
 import { logCommands } from './log.ts';
 import { standbyCommands } from './standby.ts';
 import { imageCommands } from './image.ts';
-import { unsupported } from './unsupported.ts';
 import { systemCommands } from './system.ts';
+import { rescueCommands } from './rescue.ts';
 import { runImageHandoff } from '../../system/kexec/index.ts';
 import type { CommandHost } from './host.ts';
 
@@ -87,6 +87,6 @@ export function registerExtensions(engine: CommandEngine, agent: CommandHost): v
     }),
   );
   engine.register('log', logCommands({ inventory: () => agent.hardware.inventory(), commands: () => engine.list() }));
-  engine.register('rescue', { finalize_rescue: unsupported('rescue.finalize_rescue', 'rescue mode is not implemented') });
+  engine.register('rescue', rescueCommands({ guard: agent.guard, quiesce: () => agent.quiesce() }));
   engine.register('system', systemCommands({ quiesce: () => agent.quiesce() }));
 }
