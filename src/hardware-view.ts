@@ -2,6 +2,7 @@ import type { AgentConfig } from './config.ts';
 import { listBlockDevices, waitForDisks } from './hardware/block-devices.ts';
 import { onPath, readTrimmed } from './hardware/sysfs.ts';
 import { rootDeviceHintsOf, selectRootDevice } from './hardware/root-device-hints.ts';
+import { softwareRaidRootDevice } from './hardware/raid-root.ts';
 import type { BlockDevice } from './hardware/types.ts';
 import type { InventoryOptions } from './hardware/inventory.ts';
 import type { Guard } from './system/safety.ts';
@@ -64,7 +65,11 @@ export class HardwareView {
   }
 
   async rootDevice(node: Record<string, any>): Promise<BlockDevice> {
-    return selectRootDevice(await this.disks(), rootDeviceHintsOf(node));
+    const disks = await this.disks();
+    const hints = rootDeviceHintsOf(node);
+    // Software RAID from the node's target_raid_config: the first array is the root unless hints say otherwise.
+    const array = hints ? null : softwareRaidRootDevice(node, disks);
+    return array ?? selectRootDevice(disks, hints);
   }
 
   /** What get_*_steps filters steps by: cheap sources only, never the whole inventory. */

@@ -13,6 +13,9 @@ import { step as verifyRootDevice } from './verify-root-device.ts';
 import { step as writeImage } from './write-image.ts';
 import { step as kexecHandoff } from './kexec-handoff.ts';
 import { step as addKernelParameters } from './add-kernel-parameters.ts';
+import { step as raidDeleteConfiguration } from './raid-delete-configuration.ts';
+import { step as raidCreateConfiguration } from './raid-create-configuration.ts';
+import { step as raidApplyConfiguration } from './raid-apply-configuration.ts';
 
 // The face of steps/ for the rest of the agent: the steps, their registry and their types.
 export { StepRegistry, HARDWARE_MANAGER, hardwareManagerVersions } from './registry.ts';
@@ -32,4 +35,7 @@ export const ALL_STEPS: readonly StepDescriptor[] = [
   burninDisk,
   burninNetwork,
   verifyRootDevice,
+  raidDeleteConfiguration,
+  raidCreateConfiguration,
+  raidApplyConfiguration,
 ];

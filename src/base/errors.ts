@@ -37,3 +37,6 @@ export class OperationAbortedError extends DomainError {}
 
 /** A checksum the conductor does not allow (md5 when agent_md5_checksum_enable is false). */
 export class ChecksumNotAllowedError extends DomainError {}
+
+/** Software RAID cannot be configured or removed as asked (a bad target_raid_config, mdadm failing). */
+export class SoftwareRaidFailure extends DomainError {}

@@ -6,6 +6,7 @@ import {
   ExternalCommandFailure,
   IncompatibleHardwareError,
   InvalidArgumentsError,
+  SoftwareRaidFailure,
 } from '../base/errors.ts';
 import { BurninConfigError } from '../hardware/burnin.ts';
 import * as image from '../io/index.ts';
@@ -82,6 +83,10 @@ export class IncompatibleHardwareMethodError extends AgentError {
 export class SystemRebootError extends AgentError {
   override readonly fixedMessage = 'Error rebooting system';
 }
+/** IPA's SoftwareRAIDError: a software RAID config that cannot be applied or removed. */
+export class SoftwareRAIDError extends AgentError {
+  override readonly fixedMessage = 'Software RAID caused unknown error';
+}
 /** Ours, not IPA's: a command IPA has that this agent does not implement. */
 export class NotSupportedError extends AgentError {
   override readonly fixedMessage = 'Command is not supported by this agent';
@@ -105,6 +110,7 @@ export const WIRE_TABLE: ReadonlyArray<readonly [ErrorClass, WireClass]> = [
   [IncompatibleHardwareError, IncompatibleHardwareMethodError],
   [DiskEraseError, BlockDeviceEraseError],
   [BlockDeviceFailure, BlockDeviceError],
+  [SoftwareRaidFailure, SoftwareRAIDError],
   // IPA's burn-in raises CleaningError itself, in whichever phase it runs.
   [BurninConfigError, CleaningError],
   [ChecksumNotAllowedError, ImageChecksumError],

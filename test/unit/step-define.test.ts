@@ -32,8 +32,9 @@ describe('defineStep', () => {
     expect(JSON.stringify(now, null, 2) + '\n').toBe(JSON.stringify(expected, null, 2) + '\n');
   });
 
+  // raid.apply_configuration (issue 18) is deploy-only like IPA's, so not abortable either.
   it('leaves the deploy-only steps not abortable, as their files said before (the wire does not show it for deploy steps)', () => {
     const notAbortable = ALL_STEPS.filter((s) => !s.abortable).map((s) => s.name);
-    expect(notAbortable).toEqual(['write_image', 'add_kernel_parameters', 'kexec_handoff']);
+    expect(notAbortable).toEqual(['write_image', 'add_kernel_parameters', 'kexec_handoff', 'apply_configuration']);
   });
 });
