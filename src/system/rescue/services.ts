@@ -1,5 +1,5 @@
 import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { log } from '../../log.ts';
 import { run, spawnStreaming } from '../exec.ts';
 
@@ -18,9 +18,16 @@ export async function startSshServer(): Promise<string> {
   const key = await run('dropbearkey', ['-t', 'ed25519', '-f', DROPBEAR_KEY], { timeoutMs: 60_000 });
   const fingerprint = /Fingerprint: .*/.exec(key.stdout + key.stderr)?.[0] ?? '';
   // -j -k: no port forwarding. dropbear forks into the background once it listens.
+  rmSync(DROPBEAR_PID, { force: true });
   await run('dropbear', ['-r', DROPBEAR_KEY, '-p', '22', '-P', DROPBEAR_PID, '-j', '-k'], { timeoutMs: 30_000 });
-  if (!existsSync(DROPBEAR_PID)) throw new Error(`dropbear did not start: no ${DROPBEAR_PID}`);
-  log.info({ pid: readFileSync(DROPBEAR_PID, 'utf8').trim(), fingerprint }, 'rescue: SSH server (dropbear) listening on port 22');
+  // The background child writes the pid file after the parent has exited: wait for it.
+  let pid = NaN;
+  for (let i = 0; i < 50 && !(pid > 1); i++) {
+    if (existsSync(DROPBEAR_PID)) pid = Number(readFileSync(DROPBEAR_PID, 'utf8').trim());
+    if (!(pid > 1)) await sleep(100);
+  }
+  if (!(Number.isInteger(pid) && pid > 1 && existsSync(`/proc/${pid}`))) throw new Error(`dropbear did not start: no live process in ${DROPBEAR_PID}`);
+  log.info({ pid, fingerprint }, 'rescue: SSH server (dropbear) listening on port 22');
   return fingerprint;
 }
 
