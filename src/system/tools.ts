@@ -53,6 +53,7 @@ export const TOOLS = {
   tcpdump: { pkg: 'tcpdump', why: 'capture LLDP frames for the inventory when ipa-collect-lldp is set (optional)' },
   biosdevname: { pkg: 'biosdevname', why: 'BIOS-given NIC names in the inventory (optional)' },
   mdadm: { pkg: 'mdadm', why: 'software RAID (raid.create_configuration / delete_configuration)' },
+  modprobe: { pkg: 'busybox', why: 'load the kernel\'s md (software RAID) modules before mdadm' },
   'fsck.vfat': { pkg: 'dosfstools', why: 'check an ESP after editing it (tests)' },
   dropbear: { pkg: 'dropbear-bin', why: 'SSH server for the rescue user (started only in rescue)' },
   dropbearkey: { pkg: 'dropbear-bin', why: 'host key made when a node is rescued' },

@@ -1,6 +1,8 @@
 import { existsSync } from 'node:fs';
+import { basename } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SoftwareRaidFailure } from '../../base/errors.ts';
+import { readTrimmed } from '../../hardware/sysfs.ts';
 import type { BlockDevice } from '../../hardware/types.ts';
 import { log } from '../../log.ts';
 import { run } from '../exec.ts';
@@ -35,6 +37,25 @@ async function inUse(device: string): Promise<string | null> {
   return null;
 }
 
+/**
+ * The kernel must have md (the ramdisk loads md_mod on demand) and each
+ * member must take partitions (a loop device without partition scanning does
+ * not): checked before the first write, so a host that cannot do it is left as it was.
+ */
+async function assertCanBuild(plan: RaidPlan): Promise<void> {
+  if (!existsSync('/proc/mdstat')) {
+    await run('modprobe', ['-a', 'md_mod', 'raid0', 'raid1', 'raid10', 'raid456'], { okExitCodes: [1] }).catch(() => undefined);
+  }
+  if (!existsSync('/proc/mdstat')) {
+    throw new SoftwareRaidFailure('this kernel has no software RAID support (/proc/mdstat is missing and md_mod does not load)');
+  }
+  for (const d of plan.disks) {
+    if (readTrimmed(`/sys/block/${basename(d.device)}/loop/partscan`) === '0') {
+      throw new SoftwareRaidFailure(`${d.device} is a loop device without partition scanning: it cannot hold RAID member partitions`);
+    }
+  }
+}
+
 /** Validates the config against the disks and returns the plan; writes nothing. */
 export async function planFromConfig(raidConfig: unknown, deps: RaidDeps, opts: CreateOptions): Promise<RaidPlan> {
   const logical = parseSoftwareRaidConfig(raidConfig, opts.nodeUuid);
@@ -50,6 +71,7 @@ export async function planFromConfig(raidConfig: unknown, deps: RaidDeps, opts: 
       `Partitions detected on devices during RAID config: ${used.join('; ')}. Run raid.delete_configuration (or erase_devices_metadata) first`,
     );
   }
+  await assertCanBuild(plan);
   return plan;
 }
 
