@@ -173,3 +173,13 @@ describe('the RAID steps on the wire', () => {
     ]);
   });
 });
+
+describe('mdadm --examine output', () => {
+  it('only md magic counts as a superblock, not a partition table', async () => {
+    const { MD_MAGIC_LINE } = await import('../../src/system/raid/mdadm.ts');
+    const member = '/dev/vda1:\n          Magic : a92b4efc\n        Version : 1.2\n    Feature Map : 0x0\n';
+    const mbrDisk = '/dev/vda:\n   MBR Magic : aa55\nPartition[0] :       210944 sectors at         2048 (type fd)\n';
+    expect(MD_MAGIC_LINE.test(member)).toBe(true);
+    expect(MD_MAGIC_LINE.test(mbrDisk)).toBe(false);
+  });
+});

@@ -69,7 +69,11 @@ export async function deleteSoftwareRaid(deps: RaidDeps, keepVolumes: readonly s
       if (await hasSuperblock(dev)) {
         deps.guard.assertWritable(disk);
         log.info({ device: dev }, 'zeroing a leftover md superblock');
-        await zeroSuperblock(dev);
+        try {
+          await zeroSuperblock(dev);
+        } catch (err) {
+          log.warn({ device: dev, err: String(err) }, 'could not zero the md superblock');
+        }
         holders.add(disk);
       }
     }

@@ -62,11 +62,14 @@ export async function assembleAll(): Promise<void> {
   await run('mdadm', ['--assemble', '--scan'], { okExitCodes: [1, 2], env: C_LOCALE, timeoutMs: 120_000 });
 }
 
+/** `mdadm --examine` of an md member: "Magic : a92b4efc" (the superblock magic of every metadata version). */
+export const MD_MAGIC_LINE = /^\s*Magic : a92b4efc\s*$/m;
+
 /** Whether the device carries an md superblock (`mdadm --examine`). */
 export async function hasSuperblock(device: string): Promise<boolean> {
   try {
-    await run('mdadm', ['--examine', device], { env: C_LOCALE });
-    return true;
+    // On a disk with an MBR or GPT, --examine succeeds and describes the table ("MBR Magic : aa55"): only md's magic counts.
+    return MD_MAGIC_LINE.test((await run('mdadm', ['--examine', device], { env: C_LOCALE })).stdout);
   } catch (err) {
     if (err instanceof CommandFailedError && /No md superblock detected|cannot open|No such file/i.test(err.stderr + err.message)) return false;
     if (err instanceof ToolMissingError) throw err;
