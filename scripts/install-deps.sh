@@ -25,8 +25,8 @@ pkgs=(
   # DHCP/TFTP, qemu's iPXE ROMs, UEFI firmware, and the boot loaders ISOs and ESPs are built from
   qemu-system-x86 openipmi ipmitool python3-sushy dnsmasq ipxe-qemu ovmf
   xorriso isolinux syslinux-common grub-efi-amd64-bin grub-pc-bin
-  # tooling
-  curl openssl ca-certificates
+  # tooling; sshpass: the rescue e2e logs in with the rescue password (test/e2e/real-boot-redfish)
+  curl openssl ca-certificates sshpass
 )
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
