@@ -1,4 +1,5 @@
 import { eraseDevicesExpress } from '../src/system/erase/erase-express.ts';
+import { withoutKeptRaid } from '../src/system/raid/index.ts';
 import { eraseOptionsFromNode } from '../src/system/erase/options.ts';
 import { defineStep } from './define.ts';
 
@@ -10,7 +11,7 @@ export const step = defineStep({
     'Fast erase: NVMe secure erase where supported; other disks are discarded when they guarantee zeroes after discard ' +
     '(ATA RZAT, NVMe DLFEAT), otherwise only their metadata (partition tables, signatures) is removed.',
   async run(ctx) {
-    const results = await eraseDevicesExpress(await ctx.disks(), eraseOptionsFromNode(ctx.node), ctx.guard, {
+    const results = await eraseDevicesExpress(await withoutKeptRaid(ctx.node, await ctx.disks()), eraseOptionsFromNode(ctx.node), ctx.guard, {
       onProgress: ctx.progress,
       signal: ctx.signal,
     });

@@ -1,4 +1,5 @@
 import { destroyDiskMetadata } from '../src/system/disk-metadata.ts';
+import { withoutKeptRaid } from '../src/system/raid/index.ts';
 import { DiskEraseError, OperationAbortedError } from '../src/base/errors.ts';
 import { defineStep } from './define.ts';
 
@@ -8,7 +9,7 @@ export const step = defineStep({
   abortable: true,
   description: 'Removes partition tables and filesystem/RAID signatures from every local disk (both ends of each disk).',
   async run(ctx) {
-    const disks = await ctx.disks();
+    const disks = await withoutKeptRaid(ctx.node, await ctx.disks());
     const failures: string[] = [];
     let done = 0;
     for (const disk of disks) {

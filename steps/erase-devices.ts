@@ -1,4 +1,5 @@
 import { eraseDevices } from '../src/system/erase/erase-devices.ts';
+import { withoutKeptRaid } from '../src/system/raid/index.ts';
 import { eraseOptionsFromNode } from '../src/system/erase/options.ts';
 import { defineStep } from './define.ts';
 
@@ -13,7 +14,7 @@ export const step = defineStep({
     'agent_erase_skip_read_only and disk_erasure_concurrency from driver_internal_info.',
   async run(ctx) {
     const opts = eraseOptionsFromNode(ctx.node);
-    const disks = await ctx.disks();
+    const disks = await withoutKeptRaid(ctx.node, await ctx.disks());
     ctx.log.info({ disks: disks.map((d) => d.name), opts }, 'erase_devices');
     const results = await eraseDevices(disks, opts, ctx.guard, {
       onProgress: ctx.progress,

@@ -6,6 +6,7 @@ import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Guard } from '../../src/system/safety.ts';
 import { copyEspToMember } from '../../src/system/raid/esp-copy.ts';
+import { installOnArrayMembers } from '../../src/system/bootloader/softraid.ts';
 import { sgdiskArgs, UEFI_HEAD_MIB, type DiskPlan } from '../../src/system/raid/plan.ts';
 import { loopDiskPool, withRange, type LoopDisk } from '../helpers/loop-disk.ts';
 
@@ -32,12 +33,13 @@ describe('the image ESP copied onto each RAID member', () => {
     image = await pool.disk(256 * MiB);
     await execa('sgdisk', ['-n', '1:2048:+100M', '-t', '1:EF00', '-n', '2:0:0', '-t', '2:8300', image.device]);
     await withRange(image.device, MiB, 100 * MiB, async (esp) => {
-      await execa('mkfs.vfat', ['-F', '32', '-n', 'EFI-SYSTEM', '-i', '1234ABCD', esp]);
+      await execa('mkfs.vfat', ['-I', '-F', '32', '-n', 'EFI-SYSTEM', '-i', '1234ABCD', esp]);
       writeFileSync(join(dir, 'BOOTX64.EFI'), bootx64);
       writeFileSync(join(dir, 'grub.cfg'), grubCfg);
       for (const d of ['::/EFI', '::/EFI/BOOT', '::/EFI/debian']) await execa('mmd', ['-i', esp, d], { env: MTOOLS_ENV });
       await execa('mcopy', ['-i', esp, join(dir, 'BOOTX64.EFI'), '::/EFI/BOOT/BOOTX64.EFI'], { env: MTOOLS_ENV });
       await execa('mcopy', ['-i', esp, join(dir, 'grub.cfg'), '::/EFI/debian/grub.cfg'], { env: MTOOLS_ENV });
+      await execa('mcopy', ['-i', esp, join(dir, 'BOOTX64.EFI'), '::/EFI/debian/grubx64.efi'], { env: MTOOLS_ENV });
     });
     members = [await pool.disk(700 * MiB), await pool.disk(700 * MiB)];
     for (const m of members) {
@@ -82,6 +84,17 @@ describe('the image ESP copied onto each RAID member', () => {
     const esp = await copyEspToMember({ device: image.device, start: MiB, size: 100 * MiB }, members[0]!.device, guard());
     expect(esp.partition.number).toBe(2);
     expect((await execa('sgdisk', ['-p', members[0]!.device])).stdout.match(/^\s+\d+\s+\d+\s+\d+/gm)?.length).toBe(2);
+  }, 120_000);
+
+  it("install_bootloader's software RAID path (UEFI): each member gets the ESP and its own boot entry (dry run: not in a ramdisk)", async () => {
+    // The "array" is the image loop disk itself: what the path reads from an array is only its partition table and ESP.
+    const res = await installOnArrayMembers(image.device, members.map((m) => m.device), 'uefi', { runDeployedTools: true }, guard());
+    expect(res.members.map((m) => m.disk)).toEqual(members.map((m) => m.device));
+    for (const m of res.members) {
+      expect(m.efi!.espPartition).toBe(2);
+      expect(m.efi!.entries.map((e) => [e.device, e.partition, e.loader, e.label])).toEqual([[m.disk, 2, '\\EFI\\debian\\grubx64.efi', 'debian']]);
+      expect(m.efi!.entries[0]!.applied).toBe(false);
+    }
   }, 120_000);
 
   it('refuses a disk not in --allowed-devices', async () => {

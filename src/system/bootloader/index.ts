@@ -13,6 +13,8 @@ import {
 } from './grub.ts';
 import { applyKernelParams } from './kernel-params.ts';
 import { populateEspWithGrub, registerEfiLoaders, type UefiResult } from './uefi.ts';
+import { arrayHolders } from '../raid/index.ts';
+import { installOnArrayMembers, type SoftRaidResult } from './softraid.ts';
 
 // image.install_bootloader. Ironic 21.4 sends root_uuid (partition images:
 // the root filesystem UUID; whole disk images: the disk signature or nothing),
@@ -61,6 +63,7 @@ export interface InstallBootloaderResult {
   efi?: UefiResult;
   bios?: BiosResult;
   kernelParams?: { params: string[]; files: string[] };
+  softRaid?: SoftRaidResult;
 }
 
 function paramsList(p: InstallBootloaderOptions['customKernelParams']): string[] {
@@ -153,5 +156,11 @@ export async function installBootloader(opts: InstallBootloaderOptions, guard: G
   const params = paramsList(opts.customKernelParams);
   const mode = opts.targetBootMode ?? 'bios'; // IPA's default when Ironic sends none
   log.info({ ...opts, mode }, 'installing the boot loader');
+  // Root on a software RAID array: every member disk gets a boot loader of its own.
+  const holders = arrayHolders(opts.device);
+  if (holders.length) {
+    const runDeployedTools = opts.runDeployedTools !== false;
+    return { targetBootMode: mode, softRaid: await installOnArrayMembers(opts.device, holders, mode, { ...opts, runDeployedTools }, guard) };
+  }
   return mode === 'uefi' ? installUefi(opts, params, guard) : installBios(opts, params, guard);
 }

@@ -72,7 +72,8 @@ export async function copyEspToMember(source: EspSource, disk: string, guard: Gu
     await run('mcopy', ['-s', '-n', '-i', `${source.device}@@${source.start}`, '::/*', staging], MTOOLS);
     await withPartitionDevice(disk, partition, async (dev) => {
       const id = fatVolumeId(fs.uuid);
-      await run('mkfs.vfat', ['-F', '32', ...(fs.label ? ['-n', fs.label] : []), ...(id ? ['-i', id] : []), dev]);
+      // -I: the range is the ESP partition just made; a stale signature read through a reused loop/partition node must not stop it.
+      await run('mkfs.vfat', ['-I', '-F', '32', ...(fs.label ? ['-n', fs.label] : []), ...(id ? ['-i', id] : []), dev]);
       const entries = await readdir(staging);
       if (entries.length) await run('mcopy', ['-s', '-n', '-i', dev, ...entries.map((e) => join(staging, e)), '::/'], MTOOLS);
     });

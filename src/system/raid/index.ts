@@ -11,4 +11,6 @@ export {
 export { planSoftwareRaid, type RaidPlan } from './plan.ts';
 export { createSoftwareRaid, planFromConfig, type RaidDeps, type CreateOptions } from './create.ts';
 export { deleteSoftwareRaid, type DeleteResult } from './delete.ts';
-export { listArrays, type MdArray } from './mdadm.ts';
+export { arrayHolders, listArrays, type MdArray } from './mdadm.ts';
+export { copyEspToMember, type MemberEsp } from './esp-copy.ts';
+export { keptRaidDevices, withoutKeptRaid } from './kept.ts';

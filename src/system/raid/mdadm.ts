@@ -101,3 +101,11 @@ export async function createArray(o: CreateArrayOptions): Promise<void> {
   for (let i = 0; i < 50 && !existsSync(o.device); i++) await sleep(200);
   if (!existsSync(o.device)) throw new SoftwareRaidFailure(`mdadm created ${o.device} but the device node did not appear`);
 }
+
+/** The whole disks under an array (/dev/md0 -> [/dev/vda, /dev/vdb]); [] for anything that is not an md array. */
+export function arrayHolders(device: string): string[] {
+  const m = /^\/dev\/(md\d+)$/.exec(device);
+  if (!m) return [];
+  const components = listDir(`/sys/block/${m[1]}/slaves`).map((s) => `/dev/${s}`);
+  return [...new Set(components.map(holderDisk))];
+}
