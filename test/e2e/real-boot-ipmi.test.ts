@@ -105,6 +105,16 @@ function lastBoot(text: string): { n: number; text: string } {
   return last ? { n: Number(last[1]), text: text.slice(last.index) } : { n: 0, text: '' };
 }
 
+/** ssh from the lab's namespace with a password only (sshpass), never a key; the exit code tells. */
+function sshWithPassword(net: PxeNetwork, ip: string, user: string, password: string, command: string) {
+  return net.ns.exec('sshpass', [
+    '-p', password, 'ssh',
+    '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'LogLevel=ERROR',
+    '-o', 'PubkeyAuthentication=no', '-o', 'PreferredAuthentications=password', '-o', 'NumberOfPasswordPrompts=1',
+    '-o', 'ConnectTimeout=20', `${user}@${ip}`, command,
+  ], { timeoutMs: 90_000 });
+}
+
 describe('Ironic 21.4 boots qemu nodes: ipmi (ipmi_sim) + ipxe (dnsmasq), no fast track, UEFI and BIOS', () => {
   let net: PxeNetwork;
   let ironic: Ironic;
@@ -136,6 +146,54 @@ describe('Ironic 21.4 boots qemu nodes: ipmi (ipmi_sim) + ipxe (dnsmasq), no fas
     await net?.destroy();
   }, 120_000);
 
+  // Issue 18, Show it 3, on the SeaBIOS node once it is active: Ironic boots it into the rescue
+  // ramdisk (iPXE, rescue_kernel/rescue_ramdisk = the deploy ones) and sends rescue.finalize_rescue
+  // with the password's crypt hash; the agent sets the `rescue` user's password, starts dropbear,
+  // closes its API and renews its DHCP lease. The test logs in over SSH with that password and
+  // runs a command; a wrong password and root are refused. Unrescue boots the deployed OS from
+  // its disk again. Two more boots.
+  async function rescueAndBack(uuid: string, node: IpmiNode, hostname: string, expect: (v: unknown, m?: string) => any) {
+    const rescuePassword = `rescue-${process.pid}`;
+    await ironic.baremetal(['node', 'rescue', uuid, '--rescue-password', rescuePassword]);
+    const rescued = await ironic.waitForState(uuid, ['rescue', 'rescue failed'], LIMIT_MS / 2000, { everyMs: 2000 });
+    await expectNoLastError(expect, rescued, () => node.console());
+    expect(rescued.provision_state).toBe('rescue');
+    // Its address: the last lease the ramdisk's DHCP client took (renewed after finalize_rescue).
+    const leaseOf = async () => [...lastBoot(await node.console()).text.matchAll(/metal-agent-init: \[[\d.]+\] \S+ has ([\d.]+)\//g)].at(-1)?.[1];
+    let good = { exitCode: -1, stdout: '', stderr: 'not tried' };
+    let ip: string | undefined;
+    // The lease is released at once and asked again 10 s later: retry through that gap.
+    for (let i = 0; i < 12 && good.exitCode !== 0; i++) {
+      if (i > 0) await sleep(5000);
+      ip = await leaseOf();
+      if (ip) good = await sshWithPassword(net, ip, 'rescue', rescuePassword, 'echo "rescue-login uid=$(id -u) $(cat /etc/metal-agent-release)"');
+    }
+    expect(good.exitCode, `${ip}: ${good.stderr}\n${lastBoot(await node.console()).text.slice(-3000)}`).toBe(0);
+    expect(good.stdout).toMatch(/^rescue-login uid=0 metal-agent ramdisk/m);
+    console.log(`bios: rescue login over SSH at ${ip}: ${good.stdout.trim()}`);
+    const wrong = await sshWithPassword(net, ip!, 'rescue', `${rescuePassword}-wrong`, 'echo wrong-password-accepted');
+    expect(wrong.exitCode).not.toBe(0);
+    expect(wrong.stdout).not.toMatch(/accepted/);
+    const root = await sshWithPassword(net, ip!, 'root', rescuePassword, 'echo root-accepted');
+    expect(root.exitCode).not.toBe(0);
+    expect(root.stdout).not.toMatch(/accepted/);
+    // The agent's API is closed, its log says so, and a login prompt waits on the serial console.
+    const api = await net.ns.exec('curl', ['-sS', '-o', '/dev/null', '-m', '10', `http://${ip}:9999/v1/commands`]);
+    expect(api.exitCode).not.toBe(0);
+    const rescueBoot = lastBoot(await node.console()).text;
+    expect(rescueBoot).toMatch(/rescue: SSH server \(dropbear\) listening on port 22/);
+    expect(rescueBoot).toMatch(/rescue: API closed and heartbeats stopped/);
+    expect(rescueBoot).toMatch(/metal-agent login:/);
+
+    const before = node.powerOns();
+    await ironic.baremetal(['node', 'unrescue', uuid]);
+    const back = await ironic.waitForState(uuid, ['active', 'unrescue failed'], LIMIT_MS / 2000, { everyMs: 2000 });
+    await expectNoLastError(expect, back, () => node.console());
+    expect(back.provision_state).toBe('active');
+    await waitUntil(async () => (node.powerOns() > before && GUEST_LINE.test(lastBoot(await node.console()).text) ? true : undefined), 'the deployed OS after unrescue', LIMIT_MS / 4, 2000);
+    expect(GUEST_LINE.exec(lastBoot(await node.console()).text)?.[1]).toBe(hostname);
+  }
+
   describe.concurrent('each firmware', () => {
     for (const [i, spec] of NODES.entries()) {
       it(`${spec.firmware === 'uefi' ? 'OVMF' : 'SeaBIOS'}: enroll, clean (power off after), deploy, BMC reboot into the deployed OS`, async ({ expect }) => {
@@ -149,6 +207,10 @@ describe('Ironic 21.4 boots qemu nodes: ipmi (ipmi_sim) + ipxe (dnsmasq), no fas
             ...Object.entries(node.driverInfo).flatMap(([k, v]) => ['--driver-info', `${k}=${v}`]),
             '--driver-info', `deploy_kernel=file://${DEFAULT_KERNEL}`,
             '--driver-info', `deploy_ramdisk=file://${DEFAULT_INITRD}`,
+            // The SeaBIOS node is rescued once active (issue 18): the same kernel and ramdisk.
+            ...(spec.firmware === 'bios'
+              ? ['--rescue-interface', 'agent', '--driver-info', `rescue_kernel=file://${DEFAULT_KERNEL}`, '--driver-info', `rescue_ramdisk=file://${DEFAULT_INITRD}`]
+              : []),
             '--property', `capabilities=boot_mode:${spec.firmware}`,
             '-f', 'value', '-c', 'uuid',
           ])
@@ -221,6 +283,7 @@ describe('Ironic 21.4 boots qemu nodes: ipmi (ipmi_sim) + ipxe (dnsmasq), no fas
         expect(last.text).toMatch(/iPXE/); // the firmware went through the network first, as always
         expect((await ironic.node(uuid)).power_state).toBe('power on');
         expect(await node.bmcPowerStatus()).toBe('Chassis Power is on');
+        if (spec.firmware === 'bios') await rescueAndBack(uuid, node, hostname, expect);
       }, LIMIT_MS);
     }
 
