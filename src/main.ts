@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import './base/v8-tuning.ts'; // first: V8 flags before any WebAssembly is compiled
 import { Agent } from './agent.ts';
 import { ConfigError, helpText, loadConfig } from './config.ts';
 import { LookupTimeoutError } from './conductor/session.ts';
