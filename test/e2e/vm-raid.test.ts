@@ -48,9 +48,9 @@ describe('software RAID in a VM booted from the ramdisk', () => {
     return m[1]!.replace(/\r/g, '');
   }
 
-  async function cleanStep(step: string, node: Record<string, unknown>, iface = 'raid'): Promise<any> {
+  async function cleanStep(step: string, node: Record<string, unknown>, iface = 'raid', args: object = {}, phase: 'clean' | 'deploy' = 'clean'): Promise<any> {
     const url = `http://${vm.ip}:9999/v1/commands/?wait=true`;
-    const body = { name: 'clean.execute_clean_step', params: { step: { step, interface: iface, args: {} }, node: { uuid: 'e2e-raid', ...node }, ports: [] } };
+    const body = { name: `${phase}.execute_${phase}_step`, params: { step: { step, interface: iface, args }, node: { uuid: 'e2e-raid', ...node }, ports: [] } };
     const r = await vm.network.ns.exec('curl', ['-sS', '-m', '300', '-X', 'POST', url, '-d', JSON.stringify(body)]);
     return JSON.parse(r.stdout);
   }
@@ -100,6 +100,12 @@ describe('software RAID in a VM booted from the ramdisk', () => {
     const md0 = inv.disks.find((d: { name: string }) => d.name === '/dev/md0');
     expect(md0.size).toBeGreaterThan(90 * MiB);
     expect(md0.size).toBeLessThanOrEqual(103 * MiB);
+
+    // With target_raid_config asking for software RAID, the root device is the first array.
+    const verify = await cleanStep('verify_root_device', { target_raid_config: config }, 'deploy');
+    expect(verify.command_status, JSON.stringify(verify.command_error)).toBe('SUCCEEDED');
+    expect(verify.command_result.clean_result.device).toBe('/dev/md0');
+    expect(verify.command_result.clean_result.bytes).toBe(md0.size);
   }, LIMIT_MS);
 
   it('a second create_configuration on used disks fails naming them, and changes nothing', async () => {
@@ -136,5 +142,24 @@ describe('software RAID in a VM booted from the ramdisk', () => {
       const blkid = await execa('blkid', ['-p', '-o', 'export', f], { reject: false });
       expect(blkid.stdout, f).not.toMatch(/PTTYPE/);
     }
+  }, LIMIT_MS);
+
+  it('deploy-time raid.apply_configuration: a bad raid_config fails before the existing array is deleted; a good one replaces it', async () => {
+    const raid1 = { logical_disks: [{ controller: 'software', raid_level: '1', size_gb: 'MAX', physical_disks: [{ serial: 'RAID-A' }, { serial: 'RAID-C' }] }] };
+    const ok = await cleanStep('apply_configuration', {}, 'raid', { raid_config: raid1 }, 'deploy');
+    expect(ok.command_status, JSON.stringify(ok.command_error)).toBe('SUCCEEDED');
+    const line = () => shell('cat /proc/mdstat').then((t) => t.split('\n').find((l) => l.startsWith('md0 :')) ?? '');
+    expect((await line()).match(/vd[a-c]\d/g)?.sort()).toEqual(['vda1', 'vdc1']);
+
+    const bad = await cleanStep('apply_configuration', {}, 'raid', { raid_config: { logical_disks: [{ controller: 'software', raid_level: '7', size_gb: 'MAX' }] } }, 'deploy');
+    expect(bad.command_status).toBe('FAILED');
+    expect(bad.command_error.details).toMatch(/does not support RAID level "7"/);
+    expect((await line()).match(/vd[a-c]\d/g)?.sort()).toEqual(['vda1', 'vdc1']);
+
+    // delete_existing (default true): the old array goes, the new one is built on vdb and vdc.
+    const again = await cleanStep('apply_configuration', {}, 'raid', { raid_config: { logical_disks: [{ ...raid1.logical_disks[0], physical_disks: [{ serial: 'RAID-B' }, { serial: 'RAID-C' }] }] } }, 'deploy');
+    expect(again.command_status, JSON.stringify(again.command_error)).toBe('SUCCEEDED');
+    expect((await line()).match(/vd[a-c]\d/g)?.sort()).toEqual(['vdb1', 'vdc1']);
+    expect(await shell('mdadm --examine /dev/vda 2>&1')).toMatch(/No md superblock detected/);
   }, LIMIT_MS);
 });
