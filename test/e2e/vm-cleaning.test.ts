@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
@@ -16,33 +16,95 @@ import { expectNoLastError } from './qemu-serial.ts';
 // heartbeating and really erasing the metadata of the VM's disk. Once per
 // Ironic release: the same ramdisk binary serves 21.4 and 29.0 (which refuses
 // plain-HTTP callbacks, so this is also the ramdisk's auto-TLS on a real NIC).
+//
+// On 29.0 the VM is first inspected through Ironic's `agent` inspect interface
+// (issue 17, Show it 1, with SMBIOS: the integration test's host has none):
+// `baremetal node inspect` renders ipa-inspection-callback-url and ipa-api-url
+// into the node's PXE config, the VM boots with that command line (plus the
+// collectors), the agent posts its inventory (memory.physical_mb from
+// dmidecode's type 17 records: the VM's -m), Ironic's hooks fill the node and
+// an inspection rule sets extra; then `provide` cleans it through the same
+// agent (fast track: one kernel boot, one agent start).
 
 const LIMIT_MS = 600_000; // TCG on 2 shared cores: a bound, not a speed check
 
-for (const [release, MAC] of [['21.4', '52:54:00:e2:e0:01'], ['29.0', '52:54:00:e2:e0:29']] as Array<[IronicRelease, string]>) describe(`Ironic ${release}: a VM booted from the ramdisk is cleaned`, () => {
+const MEMORY_MIB = 512;
+/** The collectors Ironic's [inspector]extra_kernel_params would name; dmi-decode works here (the VM has SMBIOS). */
+const COLLECTORS = 'default,logs,pci-devices,lldp,numa-topology,dmi-decode';
+
+/** Files under dir (recursively) whose text holds `needle`. */
+function filesWith(dir: string, needle: string): string[] {
+  const out: string[] = [];
+  for (const e of readdirSync(dir)) {
+    const p = join(dir, e);
+    const st = statSync(p, { throwIfNoEntry: false });
+    if (!st) continue;
+    if (st.isDirectory()) out.push(...filesWith(p, needle));
+    else if (st.size < 1_000_000 && readFileSync(p, 'utf8').includes(needle)) out.push(p);
+  }
+  return out;
+}
+
+for (const [release, MAC] of [['21.4', '52:54:00:e2:e0:01'], ['29.0', '52:54:00:e2:e0:29']] as Array<[IronicRelease, string]>) describe(`Ironic ${release}: a VM booted from the ramdisk is ${release === '29.0' ? 'inspected, then ' : ''}cleaned`, () => {
+  const inspect = release === '29.0';
   let net: VmNetwork;
   let ironic: Ironic;
   let vm: Vm;
   let uuid: string;
   const dir = mkdtempSync(join(tmpdir(), 'metal-agent-e2e-'));
   const disk = join(dir, 'disk.raw');
+  /** Ironic's REST API from inside the namespace (curl): rules, the stored inventory, ports. */
+  const api = async (method: string, path: string, body?: unknown): Promise<any> => {
+    const args = ['netns', 'exec', net.ns.name, 'curl', '-fsS', '-X', method, '-H', 'X-OpenStack-Ironic-API-Version: 1.96', '-H', 'Content-Type: application/json'];
+    if (body !== undefined) args.push('--data', JSON.stringify(body));
+    const { stdout } = await execa('ip', [...args, `${ironic.url}${path}`]);
+    return stdout ? JSON.parse(stdout) : undefined;
+  };
 
   beforeAll(async () => {
-    // The VM's disk, with a partition table for cleaning to remove.
-    await execa('truncate', ['-s', '1G', disk]);
+    // The VM's disk, with a partition table for cleaning to remove. Inspection needs
+    // a root disk candidate: IPA (and the agent) never pick a disk under 4 GiB.
+    await execa('truncate', ['-s', inspect ? '5G' : '1G', disk]);
     await execa('sgdisk', ['-n', '1:2048:+64M', '-t', '1:8300', disk]);
     expect(await metadataLeft(disk)).not.toEqual([]);
     net = await createVmNetwork(`e2ec${release.replace('.', '')}`);
     // Full-disk erase (erase_devices, priority 10) of a VM disk under TCG would
     // take the whole budget; operators turn it off the same way.
-    ironic = await startIronicRelease(release, { netns: net.ns.name, hostIp: net.hostIp, port: 6385, extraConf: '[deploy]\nerase_devices_priority = 0\n', heartbeatTimeoutSec: 30 });
-    uuid = await ironic.enroll(MAC);
+    ironic = await startIronicRelease(release, {
+      netns: net.ns.name, hostIp: net.hostIp, port: 6385, extraConf: '[deploy]\nerase_devices_priority = 0\n', heartbeatTimeoutSec: 30,
+      // After inspection the agent goes on heartbeating, and cleaning uses it without a reboot.
+      fastTrack: inspect,
+    });
+    let kernelArgs = [`ipa-api-url=http://${net.hostIp}:6385`];
+    if (inspect) {
+      uuid = await ironic.enroll(MAC, { provide: false, name: 'e2e-insp' });
+      await ironic.baremetal(['node', 'set', uuid, '--inspect-interface', 'agent']);
+      await api('POST', '/v1/inspection_rules', {
+        description: 'metal-agent e2e: mark nodes with 512 MiB installed (SMBIOS)',
+        priority: 50,
+        conditions: [{ op: 'matches', args: { value: '{inventory[memory][physical_mb]}', regex: `^${MEMORY_MIB}$` } }],
+        actions: [{ op: 'set-attribute', args: { path: '/extra/inspected_by_rule', value: 'physical_mb={inventory[memory][physical_mb]} system={inventory[system_vendor][product_name]}' } }],
+      });
+      await ironic.baremetal(['node', 'inspect', uuid]);
+      await ironic.waitForState(uuid, ['inspect wait', 'inspect failed'], 60);
+      // The kernel command line Ironic rendered for the inspection ramdisk, as the VM boots it.
+      const [config] = filesWith(join(ironic.stateDir, 'tftp'), 'ipa-inspection-callback-url=');
+      expect(config, 'Ironic wrote no PXE config with ipa-inspection-callback-url').toBeDefined();
+      const append = readFileSync(config!, 'utf8').split('\n').find((l) => l.includes('ipa-inspection-callback-url='))!;
+      // initrd= is pxelinux's (qemu loads the initrd itself).
+      const rendered = append.trim().replace(/^append\s+/, '').split(/\s+/).filter((a) => !a.startsWith('initrd='));
+      kernelArgs = [...rendered, `ipa-inspection-collectors=${COLLECTORS}`, 'ipa-lldp-timeout=2'];
+      expect(kernelArgs).toContain(`ipa-inspection-callback-url=${ironic.url}/v1/continue_inspection`);
+      expect(kernelArgs).toContain(`ipa-api-url=${ironic.url}`);
+    } else {
+      uuid = await ironic.enroll(MAC);
+    }
     vm = await startVm({
       network: net,
       mac: MAC,
-      memoryMiB: 512,
+      memoryMiB: MEMORY_MIB,
       disks: [{ file: disk, bus: 'virtio', serial: 'E2E-CLEAN' }],
-      kernelArgs: [`ipa-api-url=http://${net.hostIp}:6385`, `BOOTIF=01-${MAC.replace(/:/g, '-')}`],
+      kernelArgs: [...kernelArgs, `BOOTIF=01-${MAC.replace(/:/g, '-')}`],
     });
   }, LIMIT_MS);
 
@@ -53,6 +115,40 @@ for (const [release, MAC] of [['21.4', '52:54:00:e2:e0:01'], ['29.0', '52:54:00:
     rmSync(dir, { recursive: true, force: true });
   }, 120_000);
 
+  if (inspect) {
+    it('inspect: the VM agent posts its data -> manageable, memory_mb from SMBIOS, ports, cpu_arch, local_gb, root_disk, the rule applied', async () => {
+      const node = await ironic.waitForState(uuid, ['manageable', 'inspect failed'], LIMIT_MS / 1000);
+      await expectNoLastError(expect, node, () => vm.serialText());
+      expect(node.provision_state).toBe('manageable');
+      const inv = await api('GET', `/v1/nodes/${uuid}/inventory`);
+      // Installed RAM: dmidecode's type 17 records in the VM (qemu -m), not MemTotal.
+      expect(inv.inventory.memory.physical_mb).toBe(MEMORY_MIB);
+      expect(inv.inventory.memory.total).toBeLessThan(MEMORY_MIB * 2 ** 20);
+      expect(Number(node.properties.memory_mb)).toBe(MEMORY_MIB);
+      expect(node.properties.cpu_arch).toBe('x86_64');
+      // The 5 GiB disk is the root disk; Ironic keeps 1 GiB back for partitioning.
+      expect(inv.plugin_data.root_disk.name).toBe('/dev/vda');
+      expect(inv.plugin_data.root_disk.serial).toBe('E2E-CLEAN');
+      expect(Number(node.properties.local_gb)).toBe(4);
+      expect(inv.inventory.system_vendor.product_name).toMatch(/QEMU|Standard PC/);
+      expect(inv.plugin_data.error ?? null).toBeNull();
+      // The port of the VM's NIC, PXE-enabled (the booting NIC).
+      const ports = ((await api('GET', `/v1/ports?node_uuid=${uuid}&fields=address,pxe_enabled`)).ports as Array<{ address: string; pxe_enabled: boolean }>).map(
+        (p) => ({ address: p.address, pxe_enabled: p.pxe_enabled }),
+      );
+      expect(ports).toEqual([{ address: MAC, pxe_enabled: true }]);
+      expect(node.extra.inspected_by_rule).toBe(`physical_mb=${MEMORY_MIB} system=${inv.inventory.system_vendor.product_name}`);
+      const serial = await vm.serialText();
+      expect(serial).toMatch(/"lookupShaped":true.*"msg":"inspection data sent"/);
+      console.log(
+        `Ironic ${release} (VM): inspected ${uuid}: memory_mb=${node.properties.memory_mb} (physical_mb ${inv.inventory.memory.physical_mb}, MemTotal ${inv.inventory.memory.total} B) ` +
+          `cpu_arch=${node.properties.cpu_arch} local_gb=${node.properties.local_gb} root_disk=${inv.plugin_data.root_disk.name} (${inv.plugin_data.root_disk.serial}) ` +
+          `ports=${JSON.stringify(ports)} rule: extra.inspected_by_rule="${node.extra.inspected_by_rule}"`,
+      );
+      await ironic.baremetal(['node', 'provide', uuid]);
+    }, LIMIT_MS);
+  }
+
   it('goes clean wait -> available, and the VM disk has no partition table left', async () => {
     const node = await ironic.waitForState(uuid, ['available', 'clean failed'], LIMIT_MS / 1000);
     await expectNoLastError(expect, node, () => vm.serialText());
@@ -60,7 +156,16 @@ for (const [release, MAC] of [['21.4', '52:54:00:e2:e0:01'], ['29.0', '52:54:00:
     expect(await metadataLeft(disk)).toEqual([]);
     const serial = await vm.serialText();
     expect(serial).toMatch(/erasing metadata on \/dev\/vda/);
-    expect(serial).toMatch(/lookup succeeded/);
+    if (inspect) {
+      // Fast track: the VM that was inspected, one kernel boot, one agent start, no lookup (the inspection answer held the token).
+      expect(vm.alive()).toBe(true);
+      expect(serial.match(/Linux version /g)).toHaveLength(1);
+      expect(serial.match(/"msg":"API listening"/g)).toHaveLength(1);
+      expect(serial).not.toMatch(/lookup succeeded/);
+      console.log(`Ironic ${release} (VM): ${uuid} cleaned by the agent that inspected it: one kernel boot, one agent start, qemu up ${(vm.elapsedMs() / 1000).toFixed(0)} s`);
+    } else {
+      expect(serial).toMatch(/lookup succeeded/);
+    }
     // The agent called back over https, with its own certificate (29.0 refuses anything else).
     expect(serial).toMatch(/"callbackUrl":"https:\/\/[^"]+","tls":true/);
   }, LIMIT_MS);
