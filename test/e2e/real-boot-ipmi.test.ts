@@ -184,6 +184,12 @@ describe('Ironic 21.4 boots qemu nodes: ipmi (ipmi_sim) + ipxe (dnsmasq), no fas
     expect(rescueBoot).toMatch(/rescue: SSH server \(dropbear\) listening on port 22/);
     expect(rescueBoot).toMatch(/rescue: API closed and heartbeats stopped/);
     expect(rescueBoot).toMatch(/metal-agent login:/);
+    // The lease of the rescue boot was released after finalize_rescue and taken again (DHCP for the
+    // tenant network; here the same dnsmasq answers).
+    expect(rescueBoot).toMatch(/rescue: DHCP leases released/);
+    const leases = [...rescueBoot.matchAll(/metal-agent-init: \[[\d.]+\] \S+ has ([\d.]+)\//g)].map((l) => l[1]);
+    console.log(`bios: leases in the rescue boot: ${leases.join(', ')}`);
+    expect(leases.length).toBeGreaterThanOrEqual(2);
 
     const before = node.powerOns();
     await ironic.baremetal(['node', 'unrescue', uuid]);
