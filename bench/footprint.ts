@@ -3,12 +3,18 @@
 // running an empty script. docs/footprint.md has the figures and their reading.
 //
 //   npx tsx bench/footprint.ts [--binary build/metal-agent] [--bundle build/metal-agent.cjs]
-//                              [--settle 15] [--runs 3] [--node-flags "--max-semi-space-size=1"]
+//                              [--settle 15] [--runs 3] [--node-flags="--max-semi-space-size=1"]
+//                              [--deploy-mib 2048]
 //
 // --binary runs the SEA executable; --bundle runs the bundle under this machine's
 // node with a probe preloaded (bench/footprint-probe.cjs) that reports V8's heap
 // after a full GC. Both print VmRSS split into anonymous memory (heap, stacks,
 // malloc) and file pages (the executable's mapped text).
+//
+// --deploy-mib N (root: a loop device) also has each --binary write a raw and a
+// qcow2 image of N MiB and of N/8 MiB through its API (standalone,
+// deploy.execute_deploy_step write_image, sha256 checked), sampling VmRSS every
+// 20 ms: idle before the command and the peak during it.
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -27,6 +33,7 @@ const { values } = parseArgs({
     runs: { type: 'string', default: '3' },
     'node-flags': { type: 'string', default: '' },
     'no-tls': { type: 'boolean', default: false },
+    'deploy-mib': { type: 'string' },
   },
 });
 const PROBE = join(REPO_ROOT, 'bench', 'footprint-probe.cjs');
@@ -167,4 +174,9 @@ for (const binary of values.binary) {
   if (nodeFlags.length) process.env.NODE_OPTIONS = nodeFlags.join(' ');
   for (let i = 0; i < runs; i++) s.push(await agentIdle(resolve(binary), [], false));
   print(`SEA ${binary}, idle after lookup`, s);
+}
+
+if (values['deploy-mib']) {
+  const { deployPeaks } = await import('./footprint-deploy.ts');
+  for (const binary of values.binary) await deployPeaks(resolve(binary), Number(values['deploy-mib']));
 }
