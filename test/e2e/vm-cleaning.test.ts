@@ -14,10 +14,11 @@ import { expectNoLastError } from './qemu-serial.ts';
 // a qemu VM that boots our kernel + ramdisk with ipa-api-url on its command
 // line; the node goes clean wait -> available with the VM's agent
 // heartbeating and really erasing the metadata of the VM's disk. Once per
-// Ironic release: the same ramdisk binary serves 21.4 and 29.0 (which refuses
-// plain-HTTP callbacks, so this is also the ramdisk's auto-TLS on a real NIC).
+// Ironic release: the same ramdisk binary serves 21.4, 29.0 and 39.0 (29.0 and
+// 39.0 refuse plain-HTTP callbacks, so this is also the ramdisk's auto-TLS on a
+// real NIC).
 //
-// On 29.0 the VM is first inspected through Ironic's `agent` inspect interface
+// On 29.0 and 39.0 the VM is first inspected through Ironic's `agent` inspect interface
 // (issue 17, Show it 1, with SMBIOS: the integration test's host has none):
 // `baremetal node inspect` renders ipa-inspection-callback-url and ipa-api-url
 // into the node's PXE config, the VM boots with that command line (plus the
@@ -45,8 +46,15 @@ function filesWith(dir: string, needle: string): string[] {
   return out;
 }
 
-for (const [release, MAC] of [['21.4', '52:54:00:e2:e0:01'], ['29.0', '52:54:00:e2:e0:29']] as Array<[IronicRelease, string]>) describe(`Ironic ${release}: a VM booted from the ramdisk is ${release === '29.0' ? 'inspected, then ' : ''}cleaned`, () => {
-  const inspect = release === '29.0';
+/** Each release with the VM's MAC; 21.4 has no `agent` inspect interface, 29.0 and 39.0 inspect the VM first. */
+const CASES: Array<[IronicRelease, string]> = [
+  ['21.4', '52:54:00:e2:e0:01'],
+  ['29.0', '52:54:00:e2:e0:29'],
+  ['39.0', '52:54:00:e2:e0:39'],
+];
+
+for (const [release, MAC] of CASES) describe(`Ironic ${release}: a VM booted from the ramdisk is ${release === '21.4' ? '' : 'inspected, then '}cleaned`, () => {
+  const inspect = release !== '21.4';
   let net: VmNetwork;
   let ironic: Ironic;
   let vm: Vm;
@@ -166,7 +174,7 @@ for (const [release, MAC] of [['21.4', '52:54:00:e2:e0:01'], ['29.0', '52:54:00:
     } else {
       expect(serial).toMatch(/lookup succeeded/);
     }
-    // The agent called back over https, with its own certificate (29.0 refuses anything else).
+    // The agent called back over https, with its own certificate (29.0 and 39.0 refuse anything else).
     expect(serial).toMatch(/"callbackUrl":"https:\/\/[^"]+","tls":true/);
   }, LIMIT_MS);
 });
