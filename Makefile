@@ -69,6 +69,7 @@ demo: deps ramdisk guest-image
 
 bench: deps ramdisk guest-image
 	npx tsx bench/image-write.ts
+	npx tsx bench/footprint.ts --binary $(BUILD)/metal-agent --deploy-mib 2048
 	npx tsx bench/erase.ts
 	npx tsx bench/ramdisk.ts
 	npx tsx bench/handoff.ts
