@@ -1,4 +1,4 @@
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
@@ -9,6 +9,7 @@ import { metadataLeft } from '../helpers/loop-disk.ts';
 import { createVmNetwork, type VmNetwork } from './qemu-network.ts';
 import { startVm, type Vm } from './qemu.ts';
 import { expectNoLastError } from './qemu-serial.ts';
+import { filesWith } from '../helpers/files-with.ts';
 
 // Issue 6 end to end: a real Ironic on the provisioning network (a namespace),
 // a qemu VM that boots our kernel + ramdisk with ipa-api-url on its command
@@ -32,19 +33,6 @@ const LIMIT_MS = 600_000; // TCG on 2 shared cores: a bound, not a speed check
 const MEMORY_MIB = 512;
 /** The collectors Ironic's [inspector]extra_kernel_params would name; dmi-decode works here (the VM has SMBIOS). */
 const COLLECTORS = 'default,logs,pci-devices,lldp,numa-topology,dmi-decode';
-
-/** Files under dir (recursively) whose text holds `needle`. */
-function filesWith(dir: string, needle: string): string[] {
-  const out: string[] = [];
-  for (const e of readdirSync(dir)) {
-    const p = join(dir, e);
-    const st = statSync(p, { throwIfNoEntry: false });
-    if (!st) continue;
-    if (st.isDirectory()) out.push(...filesWith(p, needle));
-    else if (st.size < 1_000_000 && readFileSync(p, 'utf8').includes(needle)) out.push(p);
-  }
-  return out;
-}
 
 /** Each release with the VM's MAC; 21.4 has no `agent` inspect interface, 29.0 and 39.0 inspect the VM first. */
 const CASES: Array<[IronicRelease, string]> = [

@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
@@ -7,6 +7,7 @@ import { startAgent, type AgentProcess } from '../helpers/agent-process.ts';
 import { inspectorPort, startInspector, type Inspector } from '../helpers/inspector.ts';
 import { startIronicRelease, type ReleaseIronic } from '../helpers/ironic-release.ts';
 import { createLoopDisk, giveDiskAPartition, metadataLeft, type LoopDisk } from '../helpers/loop-disk.ts';
+import { filesWith } from '../helpers/files-with.ts';
 
 // In-band inspection on Ironic 21.4 (OpenStack 2023.1), which has no `agent`
 // inspect interface: it goes through ironic-inspector 11.1 (Debian 12's
@@ -53,19 +54,6 @@ async function hostNic(): Promise<{ name: string; mac: string; ipv4: string }> {
     if (ipv4) return { name, mac, ipv4 };
   }
   throw new Error('no NIC with a /sys device and an IPv4 address on this machine');
-}
-
-/** Files under dir (recursively) whose text holds `needle`. */
-function filesWith(dir: string, needle: string): string[] {
-  const out: string[] = [];
-  for (const e of readdirSync(dir)) {
-    const p = join(dir, e);
-    const st = statSync(p, { throwIfNoEntry: false });
-    if (!st) continue;
-    if (st.isDirectory()) out.push(...filesWith(p, needle));
-    else if (st.size < 1_000_000 && readFileSync(p, 'utf8').includes(needle)) out.push(p);
-  }
-  return out;
 }
 
 describe('Ironic 21.4: in-band inspection through ironic-inspector 11.1', () => {

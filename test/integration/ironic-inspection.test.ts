@@ -1,10 +1,11 @@
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startAgent, type AgentProcess } from '../helpers/agent-process.ts';
 import { startIronicRelease, type IronicRelease, type ReleaseIronic } from '../helpers/ironic-release.ts';
 import { createLoopDisk, giveDiskAPartition, metadataLeft, type LoopDisk } from '../helpers/loop-disk.ts';
+import { filesWith } from '../helpers/files-with.ts';
 
 // In-band inspection through Ironic's own `agent` inspect interface (29.0 and
 // 39.0; 21.4 has none), against real conductors, with our agent as the ramdisk
@@ -60,19 +61,6 @@ async function api(lab: Lab, method: string, path: string, body?: unknown): Prom
   const text = await res.text();
   if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${text}`);
   return text ? JSON.parse(text) : undefined;
-}
-
-/** Files under dir (recursively) whose text holds `needle`. */
-function filesWith(dir: string, needle: string): string[] {
-  const out: string[] = [];
-  for (const e of readdirSync(dir)) {
-    const p = join(dir, e);
-    const st = statSync(p, { throwIfNoEntry: false });
-    if (!st) continue;
-    if (st.isDirectory()) out.push(...filesWith(p, needle));
-    else if (st.size < 1_000_000 && readFileSync(p, 'utf8').includes(needle)) out.push(p);
-  }
-  return out;
 }
 
 async function startLab(release: IronicRelease, extraConf = ''): Promise<Lab> {
