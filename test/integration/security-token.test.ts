@@ -1,9 +1,7 @@
-import { randomBytes } from 'node:crypto';
-import { join } from 'node:path';
-import { execa } from 'execa';
 import { Agent as HttpAgent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startAgent, type AgentProcess } from '../helpers/agent-process.ts';
+import { ironicLikeToken, pregenerateToken } from '../helpers/agent-token.ts';
 import { startConductorProxy, type ConductorProxy } from '../helpers/conductor-proxy.ts';
 import { startIronicRelease, type AgentSeen, type IronicRelease, type ReleaseIronic } from '../helpers/ironic-release.ts';
 import { createLoopDisk, type LoopDisk } from '../helpers/loop-disk.ts';
@@ -28,7 +26,7 @@ import { createLoopDisk, type LoopDisk } from '../helpers/loop-disk.ts';
 //      the node again; the agent takes the new token and the node is cleaned to available.
 //   3. A virtual-media boot: Ironic pre-generated the token (its redfish/ilo boot
 //      interfaces do it in prepare_ramdisk: driver_internal_info agent_secret_token and
-//      agent_secret_token_pregenerated, written here into the conductor's database as
+//      agent_secret_token_pregenerated, written into the conductor's database (helpers/agent-token.ts) as
 //      the boot interface would; the pxe boot interface used here does not) and the agent
 //      was given it at boot. Lookup answers "******"; the agent keeps its token and the
 //      node is cleaned to available.
@@ -52,24 +50,6 @@ async function postPowerOff(agent: AgentProcess, token?: string): Promise<{ stat
 }
 
 const UNAUTHORIZED = { faultcode: 'Client', faultstring: '401 Unauthorized: Token invalid.' };
-
-/** A token as Ironic makes them (secrets.token_urlsafe(): 32 random bytes, 43 characters). */
-const ironicLikeToken = () => randomBytes(32).toString('base64url');
-
-/** What Ironic's virtual-media boot interfaces do before the ramdisk boots (manager_utils.add_secret_token(node, pregenerated=True)). */
-async function pregenerateToken(ironic: ReleaseIronic, uuid: string, token: string): Promise<void> {
-  const py = [
-    'import json,sqlite3,sys',
-    'c=sqlite3.connect(sys.argv[1],timeout=10)',
-    'r=c.execute("select driver_internal_info from nodes where uuid=?",(sys.argv[2],)).fetchone()',
-    'd=json.loads((r and r[0]) or "{}")',
-    'd["agent_secret_token"]=sys.argv[3]',
-    'd["agent_secret_token_pregenerated"]=True',
-    'c.execute("update nodes set driver_internal_info=? where uuid=?",(json.dumps(d),sys.argv[2]))',
-    'c.commit()',
-  ].join('\n');
-  await execa('/usr/bin/python3', ['-c', py, join(ironic.stateDir, 'ironic.sqlite'), uuid, token]);
-}
 
 /**
  * Most lookups a doubling back-off from the lookup interval (each wait at least
