@@ -129,6 +129,26 @@ function diskArgs(disks: DiskSpec[], files: string[]): string[] {
   return args;
 }
 
+/**
+ * Runs a shell command on the VM's serial console (the ramdisk gives one with
+ * metal.shell) and returns what it printed. The markers are split in the typed
+ * line so the console's echo of it never matches.
+ */
+export async function serialShell(vm: Vm, cmd: string, timeoutMs = 60_000): Promise<string> {
+  const tag = `T${Date.now()}`;
+  const from = (await vm.serialText()).length;
+  await vm.sendSerial(`echo ${tag}-""B; ${cmd}; echo ${tag}-""E\n`);
+  const m = await vm.waitForSerial(new RegExp(`${tag}-B\\r?\\n([\\s\\S]*?)${tag}-E`), timeoutMs, from);
+  return m[1]!.replace(/\r/g, '');
+}
+
+/** POSTs one agent command (plain http, ?wait=true) from the VM's network namespace; the parsed reply. */
+export async function agentCommand(vm: Vm, name: string, params: unknown): Promise<any> {
+  const url = `http://${vm.ip}:9999/v1/commands/?wait=true`;
+  const r = await vm.network.ns.exec('curl', ['-sS', '-m', '300', '-X', 'POST', url, '-d', JSON.stringify({ name, params })]);
+  return JSON.parse(r.stdout);
+}
+
 export async function startVm(opts: VmOptions = {}): Promise<Vm> {
   // E2E_KERNEL / E2E_INITRD boot another build (e.g. a quick zstd-fast one).
   const kernel = opts.kernel ?? process.env['E2E_KERNEL'] ?? DEFAULT_KERNEL;

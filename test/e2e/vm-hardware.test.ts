@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startVm, type Vm } from './qemu.ts';
+import { agentCommand, serialShell, startVm, type Vm } from './qemu.ts';
 
 // Issue 3 inside a VM: the inventory agrees with what the guest's own lsblk
 // and /proc say about virtio, NVMe and SATA disks, and the NVMe disk is
@@ -17,20 +17,8 @@ describe('hardware inside a VM booted from the ramdisk', () => {
   const dir = mkdtempSync(join(tmpdir(), 'metal-agent-e2e-hw-'));
   const files = { virtio: join(dir, 'virtio.raw'), nvme: join(dir, 'nvme.raw'), sata: join(dir, 'sata.raw') };
 
-  async function shell(cmd: string): Promise<string> {
-    const tag = `T${Date.now()}`;
-    const from = (await vm.serialText()).length;
-    // The marker is split so the console's echo of the typed line never matches.
-    await vm.sendSerial(`echo ${tag}-""B; ${cmd}; echo ${tag}-""E\n`);
-    const m = await vm.waitForSerial(new RegExp(`${tag}-B\\r?\\n([\\s\\S]*?)${tag}-E`), 60_000, from);
-    return m[1]!.replace(/\r/g, '');
-  }
-
-  async function command(name: string, params: unknown): Promise<any> {
-    const url = `http://${vm.ip}:9999/v1/commands/?wait=true`;
-    const r = await vm.network.ns.exec('curl', ['-sS', '-m', '300', '-X', 'POST', url, '-d', JSON.stringify({ name, params })]);
-    return JSON.parse(r.stdout);
-  }
+  const shell = (cmd: string) => serialShell(vm, cmd);
+  const command = (name: string, params: unknown) => agentCommand(vm, name, params);
 
   beforeAll(async () => {
     for (const f of Object.values(files)) writeFileSync(f, randomBytes(64 * MiB));

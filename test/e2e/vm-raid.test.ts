@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startVm, type Vm } from './qemu.ts';
+import { agentCommand, serialShell, startVm, type Vm } from './qemu.ts';
 
 // Issue 18 Show it 2 inside the ramdisk: three virtio disks, the agent's
 // raid.create_configuration builds a RAID-1 (two disks picked by serial
@@ -39,20 +39,11 @@ describe('software RAID in a VM booted from the ramdisk', () => {
   const dir = mkdtempSync(join(tmpdir(), 'metal-agent-e2e-raid-'));
   const files = ['A', 'B', 'C'].map((s) => join(dir, `${s}.raw`));
 
-  async function shell(cmd: string): Promise<string> {
-    const tag = `T${Date.now()}`;
-    const from = (await vm.serialText()).length;
-    // The marker is split so the console's echo of the typed line never matches.
-    await vm.sendSerial(`echo ${tag}-""B; ${cmd}; echo ${tag}-""E\n`);
-    const m = await vm.waitForSerial(new RegExp(`${tag}-B\\r?\\n([\\s\\S]*?)${tag}-E`), 60_000, from);
-    return m[1]!.replace(/\r/g, '');
-  }
+  const shell = (cmd: string) => serialShell(vm, cmd);
 
-  async function cleanStep(step: string, node: Record<string, unknown>, iface = 'raid', args: object = {}, phase: 'clean' | 'deploy' = 'clean'): Promise<any> {
-    const url = `http://${vm.ip}:9999/v1/commands/?wait=true`;
-    const body = { name: `${phase}.execute_${phase}_step`, params: { step: { step, interface: iface, args }, node: { uuid: 'e2e-raid', ...node }, ports: [] } };
-    const r = await vm.network.ns.exec('curl', ['-sS', '-m', '300', '-X', 'POST', url, '-d', JSON.stringify(body)]);
-    return JSON.parse(r.stdout);
+  function cleanStep(step: string, node: Record<string, unknown>, iface = 'raid', args: object = {}, phase: 'clean' | 'deploy' = 'clean'): Promise<any> {
+    const params = { step: { step, interface: iface, args }, node: { uuid: 'e2e-raid', ...node }, ports: [] };
+    return agentCommand(vm, `${phase}.execute_${phase}_step`, params);
   }
 
   const config = {
