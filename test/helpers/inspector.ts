@@ -28,7 +28,11 @@ export async function inspectorPort(hostIp: string): Promise<number> {
   return freePort(hostIp);
 }
 
-export async function startInspector(opts: { ironicUrl: string; hostIp: string; port: number; extraConf?: string }): Promise<Inspector> {
+/**
+ * With `netns`, inspector runs inside that network namespace (listening on hostIp there, beside an
+ * Ironic in the same namespace), and `get` reaches it from inside it.
+ */
+export async function startInspector(opts: { ironicUrl: string; hostIp: string; port: number; extraConf?: string; netns?: string }): Promise<Inspector> {
   const stateDir = mkdtempSync(join(tmpdir(), 'metal-agent-inspector-'));
   const env: Record<string, string> = { INSPECTOR_HOST_IP: opts.hostIp };
   if (opts.extraConf) {
@@ -40,13 +44,20 @@ export async function startInspector(opts: { ironicUrl: string; hostIp: string; 
     runSync(join(LAB, 'inspector-stop.sh'), [stateDir]);
     rmSync(stateDir, { recursive: true, force: true });
   });
-  await execa(join(LAB, 'inspector-start.sh'), [stateDir, String(opts.port), opts.ironicUrl], { env, stdio: 'pipe' });
+  const start = [join(LAB, 'inspector-start.sh'), stateDir, String(opts.port), opts.ironicUrl];
+  if (opts.netns) await execa('ip', ['netns', 'exec', opts.netns, ...start], { env, stdio: 'pipe' });
+  else await execa(start[0]!, start.slice(1), { env, stdio: 'pipe' });
   const host = opts.hostIp.includes(':') ? `[${opts.hostIp}]` : opts.hostIp;
   const url = `http://${host}:${opts.port}`;
   return {
     url,
     stateDir,
     async get(path) {
+      const header = 'X-OpenStack-Ironic-Inspector-API-Version: 1.18';
+      if (opts.netns) {
+        const { stdout } = await execa('ip', ['netns', 'exec', opts.netns, 'curl', '-fsS', '-H', header, `${url}${path}`]);
+        return JSON.parse(stdout);
+      }
       const res = await fetch(`${url}${path}`, { headers: { 'X-OpenStack-Ironic-Inspector-API-Version': '1.18' } });
       const text = await res.text();
       if (!res.ok) throw new Error(`inspector GET ${path}: ${res.status} ${text}`);
