@@ -346,9 +346,11 @@ describe('Ironic 21.4 boots qemu nodes: ipmi (ipmi_sim) + ipxe (dnsmasq), no fas
       await ironic.baremetal(['port', 'create', node.mac, '--node', uuid]);
       await ironic.baremetal(['node', 'manage', uuid, '--wait', '300']);
 
-      // Ironic caches the deploy kernel and ramdisk in http_root/<uuid>/ and writes the
-      // iPXE config that loads them from there before it powers the node on. They are
-      // removed as soon as they appear: the config's URLs answer 404, while Ironic, its
+      // Ironic writes the iPXE config, then caches the deploy kernel and ramdisk in
+      // http_root/<uuid>/, then powers the node on. They are removed once the BMC has
+      // started the VM (not as soon as they appear: removing them while Ironic is still
+      // caching them fails the prepare step with "No such file" instead), seconds before
+      // the firmware's iPXE asks for them: the config's URLs answer 404, while Ironic, its
       // API, boot.ipxe and the node's config stay as they are.
       const dir = join(ironic.stateDir, 'http', uuid);
       const removed = new Set<string>();
@@ -356,7 +358,7 @@ describe('Ironic 21.4 boots qemu nodes: ipmi (ipmi_sim) + ipxe (dnsmasq), no fas
       const watcher = (async () => {
         while (watching) {
           for (const f of ['deploy_kernel', 'deploy_ramdisk']) {
-            if (existsSync(join(dir, f))) {
+            if (node.powerOns() >= 1 && existsSync(join(dir, f))) {
               rmSync(join(dir, f), { force: true });
               removed.add(f);
             }
