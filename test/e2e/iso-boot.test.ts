@@ -60,6 +60,9 @@ describe('the deploy ISO boots to an agent heartbeating to Ironic 21.4 (mDNS, SL
    */
   async function bootToHeartbeat(mac: string, boot: VmOptions): Promise<{ info: Record<string, any>; serial: string }> {
     const uuid = await ironic.enroll(mac, { name: `iso-${mac.slice(-2)}` });
+    // Maintenance: Ironic records the heartbeat and the agent's URL but takes no action, so the node
+    // stays in clean wait; otherwise cleaning can end (and wipe agent_url) between two polls.
+    await ironic.baremetal(['node', 'maintenance', 'set', uuid]);
     const disks = [{ sizeMiB: DISK_MIB, serial: `ISO-${mac.slice(-2)}` }];
     vm = await startVm({ network: net, mac, memoryMiB: 512, bootFromDisk: true, disks, ...boot });
     try {
