@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createConnection, createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,6 +13,7 @@ import { startImageServer, type ImageServer } from '../helpers/http-image-server
 import { startIronicRelease, type ReleaseIronic } from '../helpers/ironic-release.ts';
 import { freePort } from '../helpers/ironic.ts';
 import { createLoopDisk, giveDiskAPartition, type LoopDisk } from '../helpers/loop-disk.ts';
+import { filesWith } from '../helpers/files-with.ts';
 
 // Issue 17, "Show it" 4, against a real Ironic 39.0 (one conductor for all
 // four cases, one node, our agent as a process on this machine):
@@ -79,18 +80,6 @@ function hostNic(): { name: string; mac: string } {
     if (existsSync(`/sys/class/net/${name}/device`)) return { name, mac: readFileSync(`/sys/class/net/${name}/address`, 'utf8').trim() };
   }
   throw new Error('no NIC with a /sys device on this machine');
-}
-
-function filesWith(dir: string, needle: string): string[] {
-  const out: string[] = [];
-  for (const e of readdirSync(dir)) {
-    const p = join(dir, e);
-    const st = statSync(p, { throwIfNoEntry: false });
-    if (!st) continue;
-    if (st.isDirectory()) out.push(...filesWith(p, needle));
-    else if (st.size < 1_000_000 && readFileSync(p, 'utf8').includes(needle)) out.push(p);
-  }
-  return out;
 }
 
 /** The agent's JSON log lines (pino: time in ms, msg). */
