@@ -11,7 +11,15 @@
 // the agent's fdatasync must wait for them. That rig is measured too, at the
 // end, for the headline pair only.
 //
-//   npx tsx bench/image-write.ts [--size-mib 2048] [--repeats 5] [--write-mib 8] [--in-flight 2]
+// Two floors bound the raw write (issue 19, Show it 3), measured in the same
+// run, alternating with the agent: the disk's own speed (`dd if=IMAGE
+// of=DISK bs=4M oflag=direct` with the image in the page cache: no network,
+// no hash) and the hash alone on one core (`openssl dgst -sha256` of the
+// cached image). The agent (download, sha256 in the same pass, O_DIRECT
+// writes, fdatasync) is shown as a ratio to each; the aim is >= 0.9 of the
+// lower. --floors-only runs just that comparison.
+//
+//   npx tsx bench/image-write.ts [--size-mib 2048] [--repeats 5] [--write-mib 8] [--in-flight 2] [--floors-only]
 //
 // Root is needed (loop devices). Everything is created under a temp dir and
 // removed at the end; only 127.0.0.1 is used.
@@ -32,6 +40,8 @@ const flag = (name: string, dflt: number) => {
 
 interface ChildResult {
   ms: number;
+  /** user + system CPU of the whole child (every thread: the hash worker too) during writeImage. */
+  cpuMs: number;
   maxRssKiB: number;
   bytesWritten: number;
   checksum: string;
@@ -42,15 +52,18 @@ async function child(): Promise<void> {
   const { writeImage } = await import('../src/io/index.ts');
   if (args.includes('--idle')) {
     // Same process shape with nothing written: the RSS floor of node + tsx + our modules.
-    process.stdout.write(`${JSON.stringify({ ms: 0, maxRssKiB: process.resourceUsage().maxRSS, bytesWritten: 0, checksum: '' })}\n`);
+    process.stdout.write(`${JSON.stringify({ ms: 0, cpuMs: 0, maxRssKiB: process.resourceUsage().maxRSS, bytesWritten: 0, checksum: '' })}\n`);
     return;
   }
   const req = JSON.parse(args[args.indexOf('--child') + 1]!);
   const t0 = performance.now();
+  const cpu0 = process.cpuUsage();
   const res = await writeImage(req);
   const ms = performance.now() - t0;
+  const cpu = process.cpuUsage(cpu0);
   const out: ChildResult = {
     ms,
+    cpuMs: (cpu.user + cpu.system) / 1000,
     maxRssKiB: process.resourceUsage().maxRSS,
     bytesWritten: res.bytesWritten,
     checksum: res.checksum.value,
@@ -105,6 +118,7 @@ async function main(): Promise<void> {
   if (args.includes('--child')) return child();
   const sizeMiB = flag('size-mib', 2048);
   const repeats = flag('repeats', 5);
+  const floorsOnly = args.includes('--floors-only');
   const tuning = { writeBytes: flag('write-mib', 8) * MiB, inFlight: flag('in-flight', 2) };
   const size = sizeMiB * MiB;
   const work = mkdtempSync(join(tmpdir(), 'bench-image-write-'));
@@ -154,11 +168,21 @@ async function main(): Promise<void> {
     const ddHashed: number[] = [];
     const agentQcow: ChildResult[] = [];
     const qemuQcow: number[] = [];
+    const floorDisk: number[] = [];
+    const floorHash: number[] = [];
     const staged = join(work, 'dl.qcow2');
+    // The floors read the image from the page cache: make sure it is there (24 GiB of RAM here; it was just written).
+    await timeShell(`cat ${rawPath} >/dev/null`);
     for (let i = 0; i < repeats; i++) {
       const a = await runAgent({ ...base, urls: [rawUrl], diskFormat: 'raw', checksum: { algo: 'sha256', value: rawSha } });
       if (a.checksum !== rawSha || a.bytesWritten !== size) throw new Error('agent raw run wrote the wrong thing');
       agentRaw.push(a);
+      floorDisk.push(await timeShell(`dd if=${rawPath} of=${loop} bs=4M oflag=direct status=none`));
+      floorHash.push(await timeShell(`openssl dgst -sha256 ${rawPath} >/dev/null`));
+      if (floorsOnly) {
+        console.log(`run ${i + 1}: raw agent ${a.ms.toFixed(0)} ms (cpu ${a.cpuMs.toFixed(0)} ms) / dd from cache ${floorDisk.at(-1)!.toFixed(0)} ms / openssl sha256 ${floorHash.at(-1)!.toFixed(0)} ms`);
+        continue;
+      }
       ddRaw.push(await timeShell(`curl -s ${rawUrl} | dd of=${loop} bs=4M iflag=fullblock conv=fsync status=none`));
       ddDirect.push(await timeShell(`curl -s ${rawUrl} | dd of=${loop} bs=4M iflag=fullblock oflag=direct status=none`));
       // The literal `curl | dd`: ends when the data is in the page cache, not on the disk.
@@ -177,12 +201,21 @@ async function main(): Promise<void> {
         await timeShell(`curl -s -o ${staged} ${qcowUrl} && sha256sum ${staged} >/dev/null && qemu-img convert -n -O raw ${staged} ${loop} && sync ${loop}; rm -f ${staged}`),
       );
       console.log(
-        `run ${i + 1}: raw agent ${a.ms.toFixed(0)} ms / curl|dd fsync ${ddRaw.at(-1)!.toFixed(0)} ms, ` +
+        `run ${i + 1}: raw agent ${a.ms.toFixed(0)} ms (cpu ${a.cpuMs.toFixed(0)} ms) / dd from cache ${floorDisk.at(-1)!.toFixed(0)} ms / openssl sha256 ${floorHash.at(-1)!.toFixed(0)} ms / curl|dd fsync ${ddRaw.at(-1)!.toFixed(0)} ms, ` +
           `direct ${ddDirect.at(-1)!.toFixed(0)} ms, unsynced ${ddPlain.at(-1)!.toFixed(0)} ms; ` +
           `qcow2 agent ${q.ms.toFixed(0)} ms / curl+sha256sum+qemu-img ${qemuQcow.at(-1)!.toFixed(0)} ms`,
       );
     }
     const aRaw = median(agentRaw.map((r) => r.ms));
+    const fDisk = median(floorDisk);
+    const fHash = median(floorHash);
+    const lower = Math.max(fDisk, fHash); // the slower floor is the lower throughput
+    console.log(`\nthe raw write against its floors, ${sizeMiB} MiB image, medians of ${repeats} (same run, alternating):`);
+    console.log(`raw   agent (http, sha256 in the same pass, O_DIRECT, fdatasync): ${aRaw.toFixed(0)} ms = ${mbps(size, aRaw)} MiB/s, cpu ${median(agentRaw.map((r) => r.cpuMs)).toFixed(0)} ms`);
+    console.log(`floor disk: dd if=IMAGE of=DISK bs=4M oflag=direct (image cached): ${fDisk.toFixed(0)} ms = ${mbps(size, fDisk)} MiB/s; agent/floor ${(fDisk / aRaw).toFixed(3)}`);
+    console.log(`floor hash: openssl dgst -sha256 IMAGE (cached, one core):          ${fHash.toFixed(0)} ms = ${mbps(size, fHash)} MiB/s; agent/floor ${(fHash / aRaw).toFixed(3)}`);
+    console.log(`agent / the lower floor (${fDisk >= fHash ? 'disk' : 'hash'}): ${(lower / aRaw).toFixed(3)} (aim >= 0.9)`);
+    if (floorsOnly) return;
     const dRaw = median(ddRaw);
     const aQ = median(agentQcow.map((r) => r.ms));
     const bQ = median(qemuQcow);
