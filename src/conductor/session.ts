@@ -37,7 +37,7 @@ export interface SessionOptions {
 
 export class LookupTimeoutError extends Error {}
 
-const MAX_LOOKUP_BACKOFF_MS = 30_000;
+export const MAX_LOOKUP_BACKOFF_MS = 30_000;
 /** Longest wait between attempts once Ironic refuses us: how late a token-less agent notices a new token. */
 export const MAX_REFUSED_BACKOFF_MS = 60_000;
 /**
