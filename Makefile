@@ -57,10 +57,11 @@ test: typecheck test-unit test-integration e2e
 
 # The tenant OS the demo and e2e tests deploy (Debian 12 minbase + kernel + GRUB; debootstrap tree
 # cached under /var/cache/metal-agent, so a rebuild after an input change is quick).
-# guest.raw: whole disk (kexec demo); guest-root.img: the same root as a partition image.
-guest-image: $(BUILD)/guest.raw $(BUILD)/guest-root.img
-$(BUILD)/guest.raw $(BUILD)/guest-root.img &: lab/guest-image/build.sh lab/guest-image/metal-guest-init | deps
-	lab/guest-image/build.sh $(BUILD)/guest.raw $(BUILD)/guest-root.img
+# guest.raw: whole disk (kexec demo); guest-root.img: the same root as a partition image;
+# guest-raid.raw: whole disk (GPT, ESP + root) that boots from inside a software RAID-1 (vm-raid-boot).
+guest-image: $(BUILD)/guest.raw $(BUILD)/guest-root.img $(BUILD)/guest-raid.raw
+$(BUILD)/guest.raw $(BUILD)/guest-root.img $(BUILD)/guest-raid.raw &: lab/guest-image/build.sh lab/guest-image/metal-guest-init | deps
+	lab/guest-image/build.sh $(BUILD)/guest.raw $(BUILD)/guest-root.img $(BUILD)/guest-raid.raw
 
 # The whole life of a node through a real Ironic in qemu (scripts/demo.ts);
 # KEEP=1 leaves the lab running until Ctrl-C.
