@@ -17,9 +17,12 @@
 // no hash) and the hash alone on one core (`openssl dgst -sha256` of the
 // cached image). The agent (download, sha256 in the same pass, O_DIRECT
 // writes, fdatasync) is shown as a ratio to each; the aim is >= 0.9 of the
-// lower. --floors-only runs just that comparison.
+// lower. The source alone (`curl -s URL -o /dev/null` from the same server)
+// is timed beside them: what the agent cannot go faster than here either.
+// --floors-only runs just that comparison; --cpu-prof DIR has each agent child
+// write V8 CPU profiles (main thread and hash worker) into DIR.
 //
-//   npx tsx bench/image-write.ts [--size-mib 2048] [--repeats 5] [--write-mib 8] [--in-flight 2] [--floors-only]
+//   npx tsx bench/image-write.ts [--size-mib 2048] [--repeats 5] [--write-mib 8] [--in-flight 2] [--floors-only] [--cpu-prof DIR]
 //
 // Root is needed (loop devices). Everything is created under a temp dir and
 // removed at the end; only 127.0.0.1 is used.
@@ -74,7 +77,9 @@ async function child(): Promise<void> {
 function runAgent(req: object, idle = false): Promise<ChildResult> {
   const self = fileURLToPath(import.meta.url);
   return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, ['--import', 'tsx', self, '--child', JSON.stringify(req), ...(idle ? ['--idle'] : [])], {
+    const prof = args.indexOf('--cpu-prof');
+    const profArgs = prof >= 0 && !idle ? ['--cpu-prof', `--cpu-prof-dir=${args[prof + 1]}`] : [];
+    const p = spawn(process.execPath, [...profArgs, '--import', 'tsx', self, '--child', JSON.stringify(req), ...(idle ? ['--idle'] : [])], {
       stdio: ['ignore', 'pipe', 'inherit'],
       env: { ...process.env, METAL_AGENT_LOG_LEVEL: 'warn' },
     });
@@ -170,6 +175,7 @@ async function main(): Promise<void> {
     const qemuQcow: number[] = [];
     const floorDisk: number[] = [];
     const floorHash: number[] = [];
+    const sourceOnly: number[] = [];
     const staged = join(work, 'dl.qcow2');
     // The floors read the image from the page cache: make sure it is there (24 GiB of RAM here; it was just written).
     await timeShell(`cat ${rawPath} >/dev/null`);
@@ -179,8 +185,9 @@ async function main(): Promise<void> {
       agentRaw.push(a);
       floorDisk.push(await timeShell(`dd if=${rawPath} of=${loop} bs=4M oflag=direct status=none`));
       floorHash.push(await timeShell(`openssl dgst -sha256 ${rawPath} >/dev/null`));
+      sourceOnly.push(await timeShell(`curl -s ${rawUrl} -o /dev/null`));
       if (floorsOnly) {
-        console.log(`run ${i + 1}: raw agent ${a.ms.toFixed(0)} ms (cpu ${a.cpuMs.toFixed(0)} ms) / dd from cache ${floorDisk.at(-1)!.toFixed(0)} ms / openssl sha256 ${floorHash.at(-1)!.toFixed(0)} ms`);
+        console.log(`run ${i + 1}: raw agent ${a.ms.toFixed(0)} ms (cpu ${a.cpuMs.toFixed(0)} ms) / dd from cache ${floorDisk.at(-1)!.toFixed(0)} ms / openssl sha256 ${floorHash.at(-1)!.toFixed(0)} ms / curl -o /dev/null ${sourceOnly.at(-1)!.toFixed(0)} ms`);
         continue;
       }
       ddRaw.push(await timeShell(`curl -s ${rawUrl} | dd of=${loop} bs=4M iflag=fullblock conv=fsync status=none`));
@@ -215,6 +222,8 @@ async function main(): Promise<void> {
     console.log(`floor disk: dd if=IMAGE of=DISK bs=4M oflag=direct (image cached): ${fDisk.toFixed(0)} ms = ${mbps(size, fDisk)} MiB/s; agent/floor ${(fDisk / aRaw).toFixed(3)}`);
     console.log(`floor hash: openssl dgst -sha256 IMAGE (cached, one core):          ${fHash.toFixed(0)} ms = ${mbps(size, fHash)} MiB/s; agent/floor ${(fHash / aRaw).toFixed(3)}`);
     console.log(`agent / the lower floor (${fDisk >= fHash ? 'disk' : 'hash'}): ${(lower / aRaw).toFixed(3)} (aim >= 0.9)`);
+    const src = median(sourceOnly);
+    console.log(`the source alone: curl -s URL -o /dev/null (same server): ${src.toFixed(0)} ms = ${mbps(size, src)} MiB/s; agent/source ${(src / aRaw).toFixed(3)}`);
     if (floorsOnly) return;
     const dRaw = median(ddRaw);
     const aQ = median(agentQcow.map((r) => r.ms));
