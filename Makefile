@@ -74,6 +74,8 @@ bench: deps ramdisk guest-image
 	npx tsx bench/erase.ts
 	npx tsx bench/ramdisk.ts
 	npx tsx bench/handoff.ts
+	npx tsx bench/boot-phases.ts
+	npx tsx bench/min-memory.ts
 
 clean:
 	rm -rf build
