@@ -1,0 +1,117 @@
+// The smallest VM memory the ramdisk works in (issue 19, Show it 2): for each
+// size, largest first, a VM (qemu TCG, SeaBIOS) boots build/vmlinuz +
+// build/metal-agent.initramfs for a node at a real Ironic 21.4, which cleans
+// it (clean wait -> available: lookup, heartbeats, metadata erase) and then
+// deploys a 64 MiB raw whole-disk image to it (fast track: the same agent,
+// download + sha256 + write) to `active`. A size passes when the node got
+// there with no OOM kill on the console. The search stops at the first
+// failure (--all tries every size); it prints the smallest size that passed
+// and the largest that failed, with the console line that says why.
+//
+//   npx tsx bench/min-memory.ts [--sizes 256,192,160,128,96] [--all] [--image-mib 64]
+//
+// Each try boots a VM under TCG (minutes each). Root, qemu, an Ironic: under
+// flock /tmp/metal-heavy.lock.
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { makeRawImage, sha256File } from '../test/helpers/images.ts';
+import { bootNode, ConsoleWatch, enrollForCleaning, pollFor, startLab, type Lab } from './vm-lab.ts';
+
+const { values } = parseArgs({
+  options: {
+    sizes: { type: 'string', default: '256,192,160,128,96' },
+    all: { type: 'boolean', default: false },
+    'image-mib': { type: 'string', default: '64' },
+  },
+});
+const sizes = values.sizes.split(',').map(Number).sort((a, b) => b - a);
+
+/** Console lines that say why a small VM failed, most telling first. */
+const REASONS = [
+  /Out of memory: Killed process[^\n]*/,
+  /invoked oom-killer[^\n]*/,
+  /Kernel panic[^\n]*/,
+  /Initramfs unpacking failed[^\n]*/,
+  /metal-agent exited with status[^\n]*/,
+  /cannot mount \/usr[^\n]*/,
+];
+
+interface Outcome {
+  ok: boolean;
+  why: string;
+  seconds: number;
+}
+
+async function tryOne(lab: Lab, memoryMiB: number, image: { url: string; sha: string }, n: number): Promise<Outcome> {
+  const mac = `52:54:00:3e:3e:${(16 + n).toString(16)}`;
+  const uuid = await enrollForCleaning(lab, mac, `mem-${memoryMiB}`);
+  const vm = await bootNode(lab, mac, memoryMiB);
+  const watch = new ConsoleWatch(vm).start();
+  const t0 = Date.now();
+  /** A console line that ends the try, or the node once it is in one of `states`. */
+  const until = (states: string[], timeoutMs: number) =>
+    pollFor(`node in ${states.join('/')}`, async () => {
+      await watch.poll();
+      const text = watch.lines.map((l) => l.text).join('\n');
+      for (const re of REASONS.slice(0, 2)) {
+        const m = re.exec(text);
+        if (m) return { failed: m[0] };
+      }
+      if (!vm.alive()) return { failed: `qemu exited: ${REASONS.map((re) => re.exec(text)?.[0]).find(Boolean) ?? watch.lines.at(-1)?.text}` };
+      const node = await lab.ironic.node(uuid);
+      return states.includes(node.provision_state) ? { node } : undefined;
+    }, timeoutMs, 1000);
+  const outcome = async (): Promise<Outcome> => {
+    const seconds = () => Math.round((Date.now() - t0) / 1000);
+    const cleaned = await until(['available', 'clean failed'], 900_000);
+    if ('failed' in cleaned) return { ok: false, why: `during boot/cleaning: ${cleaned.failed}`, seconds: seconds() };
+    if (cleaned.node.provision_state !== 'available') return { ok: false, why: `clean failed: ${cleaned.node.last_error}`, seconds: seconds() };
+    await lab.ironic.baremetal([
+      'node', 'set', uuid,
+      '--instance-info', `image_source=${image.url}`,
+      '--instance-info', 'image_os_hash_algo=sha256',
+      '--instance-info', `image_os_hash_value=${image.sha}`,
+      '--instance-info', 'image_disk_format=raw',
+    ]);
+    await lab.ironic.baremetal(['node', 'deploy', uuid]);
+    const deployed = await until(['active', 'deploy failed'], 900_000);
+    if ('failed' in deployed) return { ok: false, why: `during the deploy: ${deployed.failed}`, seconds: seconds() };
+    if (deployed.node.provision_state !== 'active') return { ok: false, why: `deploy failed: ${deployed.node.last_error}`, seconds: seconds() };
+    const text = watch.lines.map((l) => l.text).join('\n');
+    const oom = REASONS[0]!.exec(text) ?? REASONS[1]!.exec(text);
+    if (oom) return { ok: false, why: `active, but the console shows ${oom[0]}`, seconds: seconds() };
+    return { ok: true, why: 'booted, cleaned (available), deployed the raw image (active)', seconds: seconds() };
+  };
+  try {
+    return await outcome().catch((err: Error) => {
+      const text = watch.lines.map((l) => l.text).join('\n');
+      const line = REASONS.map((re) => re.exec(text)?.[0]).find(Boolean);
+      return { ok: false, why: `${err.message}${line ? `; console: ${line}` : `; last console line: ${watch.lines.at(-1)?.text ?? ''}`}`, seconds: Math.round((Date.now() - t0) / 1000) };
+    });
+  } finally {
+    watch.stop();
+    await vm.stop();
+  }
+}
+
+const lab = await startLab('mem');
+try {
+  const raw = join(lab.dir, 'image.raw');
+  await makeRawImage(raw, Number(values['image-mib']));
+  const image = { url: await lab.net.serveFile(raw), sha: await sha256File(raw) };
+  const results: Array<{ memoryMiB: number } & Outcome> = [];
+  for (const [n, memoryMiB] of sizes.entries()) {
+    const r = await tryOne(lab, memoryMiB, image, n);
+    results.push({ memoryMiB, ...r });
+    console.log(`${memoryMiB} MiB: ${r.ok ? 'passed' : 'FAILED'} in ${r.seconds} s: ${r.why}`);
+    if (!r.ok && !values.all) break;
+  }
+  const passed = results.filter((r) => r.ok).map((r) => r.memoryMiB);
+  const failed = results.filter((r) => !r.ok);
+  const largestFailure = failed.sort((a, b) => b.memoryMiB - a.memoryMiB)[0];
+  console.log(`\nramdisk in qemu (TCG, SeaBIOS, 1 vCPU), boot + cleaning + ${values['image-mib']} MiB raw deploy through Ironic 21.4, sizes tried ${results.map((r) => r.memoryMiB).join(', ')} MiB:`);
+  console.log(`  smallest that passed: ${passed.length ? `${Math.min(...passed)} MiB` : 'none'}`);
+  console.log(`  largest that failed:  ${largestFailure ? `${largestFailure.memoryMiB} MiB: ${largestFailure.why}` : `none (down to ${Math.min(...sizes)} MiB)`}`);
+} finally {
+  await lab.stop();
+}
