@@ -8,7 +8,7 @@
 // failure (--all tries every size); it prints the smallest size that passed
 // and the largest that failed, with the console line that says why.
 //
-//   npx tsx bench/min-memory.ts [--sizes 256,192,160,128,96] [--all] [--image-mib 64]
+//   npx tsx bench/min-memory.ts [--sizes 256,224,192,160,128] [--all] [--image-mib 64]
 //
 // Each try boots a VM under TCG (minutes each). Root, qemu, an Ironic: under
 // flock /tmp/metal-heavy.lock.
@@ -19,22 +19,35 @@ import { bootNode, ConsoleWatch, enrollForCleaning, pollFor, startLab, type Lab 
 
 const { values } = parseArgs({
   options: {
-    sizes: { type: 'string', default: '256,192,160,128,96' },
+    sizes: { type: 'string', default: '256,224,192,160,128' },
     all: { type: 'boolean', default: false },
     'image-mib': { type: 'string', default: '64' },
   },
 });
 const sizes = values.sizes.split(',').map(Number).sort((a, b) => b - a);
 
-/** Console lines that say why a small VM failed, most telling first. */
+/** Console lines that say why a small VM failed, most telling first (the whole line: who invoked the OOM killer). */
 const REASONS = [
-  /Out of memory: Killed process[^\n]*/,
-  /invoked oom-killer[^\n]*/,
-  /Kernel panic[^\n]*/,
-  /Initramfs unpacking failed[^\n]*/,
-  /metal-agent exited with status[^\n]*/,
-  /cannot mount \/usr[^\n]*/,
+  /[^\n]*Out of memory: Killed process[^\n]*/,
+  /[^\n]*invoked oom-killer[^\n]*/,
+  /[^\n]*Kernel panic[^\n]*/,
+  /[^\n]*Initramfs unpacking failed[^\n]*/,
+  /[^\n]*metal-agent exited with status[^\n]*/,
+  /[^\n]*cannot mount \/usr[^\n]*/,
 ];
+
+/** The OOM story in one line: who invoked the killer, what it killed (or the panic), once the kernel has printed it. */
+async function oomStory(watch: ConsoleWatch): Promise<string | undefined> {
+  const text = () => watch.lines.map((l) => l.text).join('\n');
+  const invoked = REASONS[1]!.exec(text())?.[0] ?? REASONS[0]!.exec(text())?.[0];
+  if (!invoked) return undefined;
+  for (let i = 0; i < 10 && !/Out of memory: Killed process|Kernel panic/.test(text()); i++) {
+    await new Promise((r) => setTimeout(r, 500));
+    await watch.poll();
+  }
+  const outcome = REASONS[0]!.exec(text())?.[0] ?? REASONS[2]!.exec(text())?.[0];
+  return outcome && outcome !== invoked ? `${invoked.trim()} / ${outcome.trim()}` : invoked.trim();
+}
 
 interface Outcome {
   ok: boolean;
@@ -53,10 +66,8 @@ async function tryOne(lab: Lab, memoryMiB: number, image: { url: string; sha: st
     pollFor(`node in ${states.join('/')}`, async () => {
       await watch.poll();
       const text = watch.lines.map((l) => l.text).join('\n');
-      for (const re of REASONS.slice(0, 2)) {
-        const m = re.exec(text);
-        if (m) return { failed: m[0] };
-      }
+      const oom = await oomStory(watch);
+      if (oom) return { failed: oom.trim() };
       if (!vm.alive()) return { failed: `qemu exited: ${REASONS.map((re) => re.exec(text)?.[0]).find(Boolean) ?? watch.lines.at(-1)?.text}` };
       const node = await lab.ironic.node(uuid);
       return states.includes(node.provision_state) ? { node } : undefined;
@@ -77,9 +88,8 @@ async function tryOne(lab: Lab, memoryMiB: number, image: { url: string; sha: st
     const deployed = await until(['active', 'deploy failed'], 900_000);
     if ('failed' in deployed) return { ok: false, why: `during the deploy: ${deployed.failed}`, seconds: seconds() };
     if (deployed.node.provision_state !== 'active') return { ok: false, why: `deploy failed: ${deployed.node.last_error}`, seconds: seconds() };
-    const text = watch.lines.map((l) => l.text).join('\n');
-    const oom = REASONS[0]!.exec(text) ?? REASONS[1]!.exec(text);
-    if (oom) return { ok: false, why: `active, but the console shows ${oom[0]}`, seconds: seconds() };
+    const oom = await oomStory(watch);
+    if (oom) return { ok: false, why: `active, but the console shows ${oom.trim()}`, seconds: seconds() };
     return { ok: true, why: 'booted, cleaned (available), deployed the raw image (active)', seconds: seconds() };
   };
   try {
