@@ -21,6 +21,9 @@ pkgs=(
   # ironic-inspector 11.1: 21.4's in-band inspection (the library only: the `ironic-inspector`
   # package adds dbconfig and systemd units; lab/ironic/inspector-start.sh runs it)
   python3-ironic-inspector
+  # the fleet lab (lab/fleet, issue 20): Ironic's API and two conductors on a private MariaDB
+  # instance (the package's own system instance is never started), through PyMySQL
+  mariadb-server python3-pymysql
   # real boot (issue 16): a BMC per VM (ipmi_sim + ipmitool; sushy for Ironic's redfish driver),
   # DHCP/TFTP, qemu's iPXE ROMs, UEFI firmware, and the boot loaders ISOs and ESPs are built from
   qemu-system-x86 openipmi ipmitool python3-sushy dnsmasq ipxe-qemu ovmf

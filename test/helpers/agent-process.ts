@@ -10,7 +10,7 @@ import { freePort } from './ironic.ts';
 const ROOT = resolve(import.meta.dirname, '../..');
 
 export interface AgentProcess {
-  /** The launcher's pid: tsx, which runs the agent in a node child process. */
+  /** The launcher's pid: tsx, which runs the agent in a node child process (or the executable itself). */
   pid: number;
   port: number;
   url: string;
@@ -33,13 +33,14 @@ export interface AgentProcessOptions {
   cmdlineFile?: string;
   /** --standalone; default: when no apiUrl is given (false when the cmdline file names the API). */
   standalone?: boolean;
+  /** Run this built executable (build/metal-agent, the ramdisk's SEA) instead of the source under tsx. */
+  binary?: string;
 }
 
 export async function startAgent(opts: AgentProcessOptions): Promise<AgentProcess> {
   const port = await freePort();
   const args = [
-    resolve(ROOT, 'node_modules/.bin/tsx'),
-    resolve(ROOT, 'src/main.ts'),
+    ...(opts.binary ? [resolve(opts.binary)] : [resolve(ROOT, 'node_modules/.bin/tsx'), resolve(ROOT, 'src/main.ts')]),
     '--cmdline-file', opts.cmdlineFile ?? '/dev/null',
     '--listen-host', opts.listenHost ?? '127.0.0.1',
     '--listen-port', String(port),

@@ -1,0 +1,252 @@
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { execa } from 'execa';
+import { startAgent, type AgentProcess } from './agent-process.ts';
+import { createLoopDisk, type LoopDisk } from './loop-disk.ts';
+import { createNetns, destroyNetns, linkVeth, type Netns } from './netns.ts';
+import { killNamespaceProcesses, onTeardown, runSync } from './teardown.ts';
+
+// A fleet against Ironic in its distributed shape (issue 20): lab/fleet/start.sh (MariaDB, ironic-api,
+// two ironic-conductors with JSON-RPC) runs in a hub namespace of its own with a bridge; each agent
+// runs in its own namespace, joined to the bridge by a veth whose MAC is its node's, on a small loop
+// disk of its own (the only device it may write). The image server is in the hub too. Nothing here
+// touches the host's network: the test reaches the lab through `ip netns exec` (curl, baremetal).
+
+const FLEET = resolve(import.meta.dirname, '../../lab/fleet');
+const ENROLL = resolve(import.meta.dirname, '../../lab/ironic/enroll.sh');
+/** The lab network: RFC 2544's benchmarking range, unused elsewhere. The hub is .1. */
+const HUB_IP = '198.18.0.1';
+const API_PORT = 6385;
+const IMAGE_PORT = 8080;
+const API_VERSION = '1.78';
+
+export interface FleetNode {
+  index: number;
+  name: string;
+  uuid: string;
+  mac: string;
+  ip: string;
+  ns: Netns;
+  disk: LoopDisk;
+  agent: AgentProcess;
+}
+
+export interface FleetOptions {
+  agents: number;
+  diskMiB: number;
+  /** The built agent executable; the source under tsx when not given. */
+  binary?: string;
+  /** [conductor]heartbeat_timeout: how long until a silent conductor counts as dead. */
+  conductorTimeoutSec?: number;
+  /** [api]ramdisk_heartbeat_timeout (the agents heartbeat at 0.3-0.6 of it). */
+  agentTimeoutSec?: number;
+  apiWorkers?: number;
+  /** Tag in namespace and temp dir names (unique per test file). */
+  tag: string;
+}
+
+export interface FleetLab {
+  hub: Netns;
+  stateDir: string;
+  apiUrl: string;
+  /** Conductor host names, by number (1-based): the names Ironic shows in `conductor` and `reservation`. */
+  conductorHosts: Record<number, string>;
+  nodes: FleetNode[];
+  /** A REST call to the API from inside the hub. */
+  api<T = any>(method: string, path: string, body?: unknown): Promise<T>;
+  baremetal(args: string[]): Promise<string>;
+  /** Every node's current record (one GET for all). */
+  listNodes(): Promise<Array<Record<string, any>>>;
+  conductorPid(n: number): number;
+  /** SIGKILL conductor n by the pid in its pid file; returns the pid. */
+  killConductor(n: number): Promise<number>;
+  /** Starts conductor n again (same host name) and waits until the API lists it alive. */
+  startConductor(n: number): Promise<void>;
+  /** Serves a file from the hub's image server; returns its URL as the agents see it. */
+  serveImage(path: string): string;
+  conductorLog(n: number): string;
+  stop(): Promise<void>;
+}
+
+function checkedPid(text: string): number {
+  const pid = Number(text.trim());
+  if (!Number.isInteger(pid) || pid <= 1) throw new Error(`not a pid: '${text.trim()}'`);
+  return pid;
+}
+
+export async function startFleetLab(o: FleetOptions): Promise<FleetLab> {
+  const stateDir = mkdtempSync(join(tmpdir(), `metal-agent-fleet-${o.tag}-`));
+  const imageDir = join(stateDir, 'images');
+  const nodes: FleetNode[] = [];
+  const agentNs: Netns[] = [];
+  const disks: LoopDisk[] = [];
+  let hub: Netns | undefined;
+  // Synchronous teardown for a crash or Ctrl-C (teardown.ts); stop() is the orderly path.
+  const unregister = onTeardown(`fleet lab ${stateDir}`, () => {
+    runSync(join(FLEET, 'stop.sh'), [stateDir]);
+    for (const ns of [...agentNs, hub]) {
+      if (!ns) continue;
+      killNamespaceProcesses(ns.name);
+      runSync('ip', ['netns', 'del', ns.name]);
+    }
+    for (const d of disks) runSync('losetup', ['-d', d.device]);
+    rmSync(stateDir, { recursive: true, force: true });
+  });
+  const stop = async () => {
+    await Promise.all(nodes.map((n) => n.agent.stop().catch(() => undefined)));
+    await execa(join(FLEET, 'stop.sh'), [stateDir], { reject: false });
+    await destroyNetns(...agentNs, hub);
+    for (const d of disks) await d.destroy();
+    rmSync(stateDir, { recursive: true, force: true });
+    unregister();
+  };
+  try {
+    hub = await createNetns(`fh${o.tag}`);
+    await hub.ip(['link', 'add', 'br0', 'type', 'bridge']);
+    await hub.ip(['addr', 'add', `${HUB_IP}/16`, 'dev', 'br0']);
+    await hub.ip(['link', 'set', 'br0', 'up']);
+    const hubNs = hub;
+    const env = {
+      FLEET_HOST_IP: HUB_IP,
+      FLEET_CONDUCTOR_TIMEOUT: String(o.conductorTimeoutSec ?? 10),
+      FLEET_AGENT_TIMEOUT: String(o.agentTimeoutSec ?? 10),
+      FLEET_API_WORKERS: String(o.apiWorkers ?? 1),
+    };
+    await hubNs.must(join(FLEET, 'start.sh'), [stateDir, String(API_PORT)], { env: { ...process.env, ...env } as Record<string, string>, timeoutMs: 300_000 });
+    const apiUrl = `http://${HUB_IP}:${API_PORT}`;
+    const cliEnv = { ...process.env, OS_ENDPOINT: apiUrl, OS_AUTH_TYPE: 'none', OS_BAREMETAL_API_VERSION: API_VERSION } as Record<string, string>;
+
+    // The image server: Python's http.server in the hub, on the bridge address.
+    await hubNs.must('mkdir', ['-p', imageDir]);
+    hubNs.spawn('python3', ['-m', 'http.server', '--bind', HUB_IP, '--directory', imageDir, String(IMAGE_PORT)]);
+
+    const api = async <T = any>(method: string, path: string, body?: unknown): Promise<T> => {
+      const args = ['-sS', '-X', method, '-H', `X-OpenStack-Ironic-API-Version: ${API_VERSION}`, '-w', '\n%{http_code}'];
+      if (body !== undefined) args.push('-H', 'Content-Type: application/json', '--data', JSON.stringify(body));
+      const out = await hubNs.must('curl', [...args, `${apiUrl}${path}`]);
+      const cut = out.lastIndexOf('\n');
+      const status = Number(out.slice(cut + 1));
+      const text = out.slice(0, cut);
+      if (status >= 400) throw new Error(`${method} ${path}: ${status} ${text}`);
+      return (text ? JSON.parse(text) : undefined) as T;
+    };
+    const baremetal = (args: string[]) => hubNs.must('baremetal', args, { env: cliEnv });
+
+    // The agents' namespaces, MACs, addresses and disks (made one after another: cheap), then the
+    // nodes enrolled and the agents started all at once.
+    const specs = [];
+    for (let i = 0; i < o.agents; i++) {
+      const ns = await createNetns(`fa${o.tag}${i}`);
+      agentNs.push(ns);
+      const mac = `52:54:00:f1:${(i >> 8).toString(16).padStart(2, '0')}:${(i & 0xff).toString(16).padStart(2, '0')}`;
+      const ip = `198.18.${1 + (i >> 8)}.${(i & 0xff) + 1}`;
+      await linkVeth(ns, 'eth0', hubNs, `fv${i}`, { up: false });
+      await ns.ip(['link', 'set', 'eth0', 'address', mac]);
+      await ns.ip(['addr', 'add', `${ip}/16`, 'dev', 'eth0']);
+      await ns.ip(['link', 'set', 'eth0', 'up']);
+      await hubNs.ip(['link', 'set', `fv${i}`, 'master', 'br0']);
+      await hubNs.ip(['link', 'set', `fv${i}`, 'up']);
+      const disk = await createLoopDisk(o.diskMiB, `fleet${o.tag}${i}`);
+      disks.push(disk);
+      specs.push({ index: i, name: `fleet-${o.tag}-${i}`, mac, ip, ns, disk });
+    }
+    const uuids = await Promise.all(
+      specs.map(async (s) => {
+        const out = await hubNs.must(ENROLL, [apiUrl, s.mac, s.name], {
+          env: { ...cliEnv, ROOT_DEVICE: JSON.stringify({ name: s.disk.device }), PROVIDE: 'false' },
+        });
+        const uuid = out.trim().split('\n').pop()!;
+        // The agent's own power_off stays out of it (fake power powers the node off at the end).
+        await api('PATCH', `/v1/nodes/${uuid}`, [{ op: 'add', path: '/driver_info/deploy_forces_oob_reboot', value: true }]);
+        return uuid;
+      }),
+    );
+    const agents = await Promise.all(
+      specs.map((s) =>
+        startAgent({
+          apiUrl,
+          mac: s.mac,
+          allowedDevices: [s.disk.device],
+          prefix: ['ip', 'netns', 'exec', s.ns.name],
+          listenHost: s.ip,
+          binary: o.binary,
+          env: { METAL_AGENT_LOG_LEVEL: 'info' },
+        }),
+      ),
+    );
+    specs.forEach((s, i) => nodes.push({ ...s, uuid: uuids[i]!, agent: agents[i]! }));
+    const hosts: Record<number, string> = {};
+    for (const n of [1, 2]) hosts[n] = readFileSync(join(stateDir, `conductor-${n}.conf`), 'utf8').match(/^host = (.+)$/m)![1]!;
+    const conductorPid = (n: number) => checkedPid(readFileSync(join(stateDir, `conductor-${n}.pid`), 'utf8'));
+
+    return {
+      hub: hubNs,
+      stateDir,
+      apiUrl,
+      conductorHosts: hosts,
+      nodes,
+      api,
+      baremetal,
+      async listNodes() {
+        // detail: 21.4 computes `conductor` (the hash ring's pick) only there, not as a ?fields= field.
+        const r = await api<{ nodes: Array<Record<string, any>> }>('GET', '/v1/nodes/detail');
+        return r.nodes;
+      },
+      conductorPid,
+      async killConductor(n) {
+        const pid = conductorPid(n);
+        process.kill(pid, 'SIGKILL');
+        for (let i = 0; i < 50; i++) {
+          try {
+            process.kill(pid, 0);
+          } catch {
+            return pid;
+          }
+          await sleep(100);
+        }
+        throw new Error(`conductor ${n} (pid ${pid}) still there after SIGKILL`);
+      },
+      async startConductor(n) {
+        await hubNs.must(join(FLEET, 'conductor.sh'), [stateDir, String(n)], { timeoutMs: 120_000 });
+      },
+      serveImage(path) {
+        const name = path.split('/').pop()!;
+        runSync('cp', ['--reflink=auto', path, join(imageDir, name)]);
+        return `http://${HUB_IP}:${IMAGE_PORT}/${name}`;
+      },
+      conductorLog(n) {
+        try {
+          return readFileSync(join(stateDir, `conductor-${n}.log`), 'utf8');
+        } catch {
+          return '';
+        }
+      },
+      stop,
+    };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}
+
+/** Polls every node until each is in one of `states`; `onPoll` sees every poll (the timeline). */
+export async function waitForAll(
+  lab: FleetLab,
+  states: string[],
+  timeoutSec: number,
+  onPoll: (nodes: Array<Record<string, any>>) => void | Promise<void>,
+  uuids: string[] = lab.nodes.map((n) => n.uuid),
+): Promise<Array<Record<string, any>>> {
+  const deadline = Date.now() + timeoutSec * 1000;
+  for (;;) {
+    const all = (await lab.listNodes()).filter((n) => uuids.includes(n.uuid));
+    await onPoll(all);
+    if (all.length === uuids.length && all.every((n) => states.includes(n.provision_state))) return all;
+    if (Date.now() > deadline) {
+      throw new Error(`not all in ${states.join('/')} after ${timeoutSec}s: ${all.map((n) => `${n.name} ${n.provision_state} (${n.last_error ?? ''})`).join('; ')}`);
+    }
+    await sleep(500);
+  }
+}
