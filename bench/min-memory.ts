@@ -62,13 +62,14 @@ async function tryOne(lab: Lab, memoryMiB: number, image: { url: string; sha: st
   const watch = new ConsoleWatch(vm).start();
   const t0 = Date.now();
   /** A console line that ends the try, or the node once it is in one of `states`. */
-  const until = (states: string[], timeoutMs: number) =>
+  // At the end of a deploy the agent powers the VM off (standby.power_off): qemu exiting after a clean power down is expected then.
+  const until = (states: string[], timeoutMs: number, powerOffExpected = false) =>
     pollFor(`node in ${states.join('/')}`, async () => {
       await watch.poll();
       const text = watch.lines.map((l) => l.text).join('\n');
       const oom = await oomStory(watch);
       if (oom) return { failed: oom.trim() };
-      if (!vm.alive()) return { failed: `qemu exited: ${REASONS.map((re) => re.exec(text)?.[0]).find(Boolean) ?? watch.lines.at(-1)?.text}` };
+      if (!vm.alive() && !(powerOffExpected && /reboot: Power down/.test(text))) return { failed: `qemu exited: ${REASONS.map((re) => re.exec(text)?.[0]).find(Boolean) ?? watch.lines.at(-1)?.text}` };
       const node = await lab.ironic.node(uuid);
       return states.includes(node.provision_state) ? { node } : undefined;
     }, timeoutMs, 1000);
@@ -85,7 +86,7 @@ async function tryOne(lab: Lab, memoryMiB: number, image: { url: string; sha: st
       '--instance-info', 'image_disk_format=raw',
     ]);
     await lab.ironic.baremetal(['node', 'deploy', uuid]);
-    const deployed = await until(['active', 'deploy failed'], 900_000);
+    const deployed = await until(['active', 'deploy failed'], 900_000, true);
     if ('failed' in deployed) return { ok: false, why: `during the deploy: ${deployed.failed}`, seconds: seconds() };
     if (deployed.node.provision_state !== 'active') return { ok: false, why: `deploy failed: ${deployed.node.last_error}`, seconds: seconds() };
     const oom = await oomStory(watch);
