@@ -125,6 +125,13 @@ ext4
 crc32c_generic
 raid1
 EOF
+# Arrays come from another machine (the agent's ramdisk made them): assemble
+# them whatever homehost their superblock names (mdadm's hook keeps these lines).
+cat > "$root/etc/mdadm/mdadm.conf" <<'EOF'
+HOMEHOST <ignore>
+AUTO +all
+MAILADDR root
+EOF
 mount -t proc proc "$root/proc"
 chroot "$root" depmod -a "$kver"
 chroot "$root" update-initramfs -c -k "$kver" >"$work/initramfs.log" 2>&1 || { cat "$work/initramfs.log" >&2; exit 1; }

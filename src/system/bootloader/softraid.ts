@@ -1,4 +1,7 @@
+import { existsSync } from 'node:fs';
+import { mkdir, rm, symlink } from 'node:fs/promises';
 import { log } from '../../log.ts';
+import { probePartitionFilesystem, withPartitionDevice } from '../partitions/index.ts';
 import { copyEspToMember } from '../raid/index.ts';
 import type { Guard } from '../safety.ts';
 import { findEsp } from './esp.ts';
@@ -43,11 +46,37 @@ export async function installOnArrayMembers(
   }
   const fsUuid = opts.rootUuid && !opts.rootUuid.toLowerCase().startsWith('0x') ? opts.rootUuid : null;
   const root = await findDeployedRoot(array, fsUuid);
-  return withDeployedRoot(array, root, guard, async (dir) => {
-    const tools = await findGrubTools(dir);
-    const members: SoftRaidResult['members'] = [];
-    for (const disk of holders) members.push({ disk, grubInstall: await grubInstallBios(dir, tools, disk) });
-    await grubMkconfig(dir, tools);
-    return { targetBootMode: 'bios' as const, array, members };
-  });
+  const rootFsUuid = (await probePartitionFilesystem(array, root)).uuid ?? null;
+  return withPartitionDevice(array, root, (rootDev) =>
+    withUuidLink(rootFsUuid, rootDev, () =>
+      withDeployedRoot(array, root, guard, async (dir) => {
+        const tools = await findGrubTools(dir);
+        const members: SoftRaidResult['members'] = [];
+        for (const disk of holders) members.push({ disk, grubInstall: await grubInstallBios(dir, tools, disk) });
+        await grubMkconfig(dir, tools);
+        return { targetBootMode: 'bios' as const, array, members };
+      }),
+    ),
+  );
+}
+
+/**
+ * grub-mkconfig (10_linux) writes root=UUID=<fs uuid> only when
+ * /dev/disk/by-uuid/<uuid> exists, else the device name it ran on
+ * (root=/dev/md0p2). The ramdisk's udev makes no by-uuid links for md
+ * partitions, and the deployed OS's initramfs assembles an array it has no
+ * ARRAY line for under another number (md127): with the name, it never finds
+ * its root. So the link exists while the deployed GRUB runs (the chroot's /dev
+ * is the ramdisk's), and goes after. Only for md partitions.
+ */
+async function withUuidLink<T>(uuid: string | null, dev: string, fn: () => Promise<T>): Promise<T> {
+  const link = `/dev/disk/by-uuid/${uuid}`;
+  if (!uuid || !/^\/dev\/md/.test(dev) || existsSync(link)) return fn();
+  await mkdir('/dev/disk/by-uuid', { recursive: true });
+  await symlink(dev, link);
+  try {
+    return await fn();
+  } finally {
+    await rm(link, { force: true });
+  }
 }

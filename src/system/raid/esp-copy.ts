@@ -77,6 +77,10 @@ export async function copyEspToMember(source: EspSource, disk: string, guard: Gu
       const entries = await readdir(staging);
       if (entries.length) await run('mcopy', ['-s', '-n', '-i', dev, ...entries.map((e) => join(staging, e)), '::/'], MTOOLS);
     });
+    // Written through the partition node; the whole disk's own page cache may still hold what
+    // was there before, and the boot entries are registered by reading the ESP through the
+    // disk (mtools at the byte offset): "non DOS media" in a VM otherwise. Drop that cache.
+    await run('blockdev', ['--flushbufs', disk]);
   } finally {
     await rm(staging, { recursive: true, force: true });
   }
