@@ -3,8 +3,14 @@
 #   make test    every test: unit, integration (real Ironic, loop disks), e2e (qemu)
 SHELL := /bin/bash
 VITEST := npx vitest run
+# Each phase of `make test` prints when it starts and how long since make started (CI reads it).
+ifndef MAKE_T0
+MAKE_T0 := $(shell date +%s)
+endif
+export MAKE_T0
+STAMP = @echo "== $@: $$(date -u +%T), $$(( $$(date +%s) - $(MAKE_T0) )) s since make started"
 
-.PHONY: all deps typecheck docs test test-unit test-integration e2e bench demo guest-image ironic-2025 ironic-2026 clean
+.PHONY: all deps typecheck docs test test-builds test-unit test-integration e2e bench demo guest-image ironic-2025 ironic-2026 clean
 
 all: binary
 
@@ -17,6 +23,7 @@ deps:
 # rules in .dependency-cruiser.cjs; the violations listed in
 # .dependency-cruiser-known-violations.json are known and ignored, any new one fails.
 typecheck: deps
+	$(STAMP)
 	npx tsc --noEmit
 	npx depcruise src steps --ignore-known --output-type err
 
@@ -24,6 +31,7 @@ docs: deps
 	npx tsx scripts/gen-docs.ts
 
 test-unit: deps
+	$(STAMP)
 	$(VITEST) test/unit
 
 # Integration tests share loop devices, Ironic instances and namespaces with
@@ -31,6 +39,7 @@ test-unit: deps
 # against Ironic 21.4, 29.0 and 39.0 (their Debian 13 and sid roots are built once and cached:
 # lab/ironic/ensure-2025.sh, ensure-2026.sh); the results are then printed per release.
 test-integration: deps ironic-2025 ironic-2026
+	$(STAMP)
 	@mkdir -p $(BUILD)
 	$(VITEST) --no-file-parallelism --reporter=default --reporter=json --outputFile.json=$(BUILD)/integration-results.json test/integration; \
 	  status=$$?; npx tsx scripts/release-report.ts $(BUILD)/integration-results.json || true; exit $$status
@@ -47,13 +56,25 @@ ironic-2026: deps
 
 # The demo's flow (test/e2e/demo.test.ts) runs last: it is the whole story.
 e2e: deps ramdisk guest-image
+	$(STAMP)
 	@mkdir -p $(BUILD)
 	$(VITEST) --no-file-parallelism --reporter=default --reporter=json --outputFile.json=$(BUILD)/e2e-results.json test/e2e --exclude test/e2e/demo.test.ts; \
 	  status=$$?; npx tsx scripts/release-report.ts $(BUILD)/e2e-results.json || true; exit $$status
 	@rm -f $(BUILD)/demo-failure.log
 	$(VITEST) test/e2e/demo.test.ts || { echo '--- the end of the failed demo run:'; cat $(BUILD)/demo-failure.log 2>/dev/null; exit 1; }
 
-test: typecheck test-unit test-integration e2e
+# On a fresh machine the builds before the first test take many minutes (the Debian roots of 29.0
+# and 39.0, the ramdisk, the guest image) and are mostly download and unpack, so they run side by
+# side; their output is printed per target when each ends. The ramdisk's own apt-get runs first,
+# alone (kernel.sh's apt-get download must not overlap an apt-get update).
+test-builds: deps
+	$(STAMP)
+	$(MAKE) --no-print-directory ramdisk-deps
+	$(MAKE) --no-print-directory -j4 --output-sync=target ironic-2025 ironic-2026 ramdisk guest-image
+	$(STAMP)
+
+test: test-builds typecheck test-unit test-integration e2e
+	$(STAMP)
 
 # The tenant OS the demo and e2e tests deploy (Debian 12 minbase + kernel + GRUB; debootstrap tree
 # cached under /var/cache/metal-agent, so a rebuild after an input change is quick).
