@@ -8,6 +8,7 @@ import { sha256File } from '../helpers/images.ts';
 import { type Ironic } from '../helpers/ironic.ts';
 import { startIronicRelease, type IronicRelease } from '../helpers/ironic-release.ts';
 import { REPO_ROOT } from '../helpers/netns.ts';
+import { expectDeployedAndPoweredOff } from './deploy-ended.ts';
 import { createVmNetwork, type VmNetwork } from './qemu-network.ts';
 import { OVMF_VARS_TEMPLATE, startVm, type Vm } from './qemu.ts';
 
@@ -99,16 +100,8 @@ for (const { firmware, release, mac, memoryMiB } of CASES) {
         ...(firmware === 'uefi' ? { uefiVars: vars } : {}),
       });
       vms.push(ramdiskVm);
-      const node = await ironic.waitForState(uuid, ['active', 'deploy failed'], LIMIT_MS / 2000);
-      const ramdiskSerial = await ramdiskVm.serialText();
-      expect(node.last_error ?? null, ramdiskSerial.slice(-4000)).toBeNull();
-      expect(node.provision_state).toBe('active');
-      expect(ironic.log()).toMatch(/install_bootloader/);
-
-      // standby.power_off: the agent powered the VM off (qemu exits; -no-reboot).
-      for (let i = 0; i < 240 && ramdiskVm.alive(); i++) await new Promise((r) => setTimeout(r, 500));
-      expect(ramdiskVm.alive(), ramdiskSerial.slice(-2000)).toBe(false);
-      expect(await ramdiskVm.serialText()).toMatch(/"action":"power_off"[^\n]*"executing power action"/);
+      const ramdiskSerial = await expectDeployedAndPoweredOff(ironic, uuid, ramdiskVm, LIMIT_MS / 2000);
+      expect(ramdiskSerial).toMatch(/"action":"power_off"[^\n]*"executing power action"/);
 
       // The disk as the agent left it.
       const table = JSON.parse((await execa('sfdisk', ['-J', disk])).stdout).partitiontable;

@@ -1,3 +1,4 @@
+import { basename } from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
 import { closeSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -92,7 +93,7 @@ describe('the image ESP copied onto each RAID member', () => {
     expect(res.members.map((m) => m.disk)).toEqual(members.map((m) => m.device));
     for (const m of res.members) {
       expect(m.efi!.espPartition).toBe(2);
-      expect(m.efi!.entries.map((e) => [e.device, e.partition, e.loader, e.label])).toEqual([[m.disk, 2, '\\EFI\\debian\\grubx64.efi', 'debian']]);
+      expect(m.efi!.entries.map((e) => [e.device, e.partition, e.loader, e.label])).toEqual([[m.disk, 2, '\\EFI\\debian\\grubx64.efi', `debian ${basename(m.disk)}`]]);
       expect(m.efi!.entries[0]!.applied).toBe(false);
     }
   }, 120_000);

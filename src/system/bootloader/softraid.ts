@@ -1,3 +1,4 @@
+import { basename } from 'node:path';
 import { existsSync } from 'node:fs';
 import { mkdir, rm, symlink } from 'node:fs/promises';
 import { log } from '../../log.ts';
@@ -35,7 +36,7 @@ export async function installOnArrayMembers(
     const members: SoftRaidResult['members'] = [];
     for (const disk of holders) {
       const own = await copyEspToMember({ device: array, start: esp.start, size: esp.size }, disk, guard);
-      const efi = await registerEfiLoaders(disk, own.partition, guard);
+      const efi = await registerEfiLoaders(disk, own.partition, guard, ` ${basename(disk)}`);
       if (!efi) throw new BootloaderError(`the EFI system partition of the image on ${array} holds no boot loader to register on ${disk}`);
       members.push({ disk, efi });
     }

@@ -107,10 +107,17 @@ export async function populateEspWithGrub(
   );
 }
 
+/**
+ * Registers the ESP's loaders with the firmware. `labelSuffix` tells apart entries of several disks
+ * carrying the same loader (the members of a software RAID): entries are replaced by label, so
+ * without it each member's entry would replace the previous member's and only the last disk would
+ * keep one.
+ */
 export async function registerEfiLoaders(
   device: string,
   esp: PartitionEntry,
   guard: Guard,
+  labelSuffix = '',
 ): Promise<Omit<UefiResult, 'grubInstall' | 'kernelParamsFiles'> | null> {
   const fs = new EspFs(device, esp);
   const files = await fs.listFiles();
@@ -118,7 +125,7 @@ export async function registerEfiLoaders(
   if (loaders.length === 0) return null;
   const fallback = await ensureFallbackLoader(fs, files, loaders[0]!, guard);
   const entries = await applyBootEntries(
-    loaders.map((l) => ({ device, partition: esp.number, loader: efiPath(l.path), label: l.label })),
+    loaders.map((l) => ({ device, partition: esp.number, loader: efiPath(l.path), label: l.label + labelSuffix })),
     guard,
   );
   return { espPartition: esp.number, loaders, entries, fallback };
