@@ -97,6 +97,7 @@ bench: deps ramdisk guest-image
 	npx tsx bench/handoff.ts
 	npx tsx bench/boot-phases.ts
 	npx tsx bench/min-memory.ts
+	npx tsx bench/fleet.ts --agents 40
 
 clean:
 	rm -rf build

@@ -6,11 +6,21 @@
 // works (from ironic-api's own request log: every agent heartbeat and lookup, and this bench's polls,
 // which are counted apart), the agents' memory on the host (sum of VmRSS of every process in the
 // agents' namespaces, sampled every 2 s, peak), and every disk's first image-size bytes checked
-// against the image's sha256. No faults here yet (the issue's API stop, netem loss and image server
-// restart are to come); the conductor-kill fault is shown in make test (fleet-conductor-kill).
+// against the image's sha256 (Show it 1).
+//
+// Then (Show it 2, unless --no-faults) the same N in a fresh lab with faults while it works: ironic-api
+// stopped for --outage-sec once half the nodes wait in `clean wait` (the agents' heartbeats fail and
+// are retried 5-10 s apart, jittered), with the most heartbeats the API took in one second in the
+// minute before and after; and the image server (paced, so downloads are in flight) killed once half
+// the fleet's downloads began and started again 3 s later: the agents resume with a Range. Every node
+// must end available, then active, every disk checked. The conductor-kill fault runs in make test
+// (test/integration/fleet-conductor-kill.test.ts, N=4). Throughout the faults run, 5% of every
+// agent's packets are dropped each way (nftables); netem's 200 ms delay is not applied: this
+// kernel has no sch_netem.
 //
 //   npx tsx bench/fleet.ts [--agents 40] [--binary build/metal-agent] [--image-mib 16] [--disk-mib 32]
-import { readFileSync, rmSync, mkdtempSync } from 'node:fs';
+//                          [--no-faults] [--outage-sec 60] [--logs-on-failure build/fleet-failure]
+import { cpSync, mkdirSync, readFileSync, rmSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -25,14 +35,33 @@ const { values } = parseArgs({
     binary: { type: 'string', default: 'build/metal-agent' },
     'image-mib': { type: 'string', default: '16' },
     'disk-mib': { type: 'string', default: '32' },
+    /** Also run the fleet again with faults: the API stopped for --outage-sec mid-cleaning, the image server restarted mid-deploy. */
+    faults: { type: 'boolean', default: true },
+    'outage-sec': { type: 'string', default: '60' },
+    /** Only the faults run (its ratios are then to N=1 of the faults run's own lab shape: not printed). */
+    'faults-only': { type: 'boolean', default: false },
+    /** Where a failed run leaves the lab's logs (every agent's output, ironic-api's and both conductors'). */
+    'logs-on-failure': { type: 'string', default: 'build/fleet-failure' },
   },
 });
 const N = Number(values.agents);
 const IMAGE_MIB = Number(values['image-mib']);
 const DISK_MIB = Number(values['disk-mib']);
 
+interface FaultReport {
+  outageSec: number;
+  /** Heartbeats the API logged per second: the most in any one second in the minute before the outage, and after it. */
+  heartbeatsPerSecBefore: number;
+  heartbeatsPerSecAfter: number;
+  /** Image GETs cut by the restart and resumed with a Range (206) afterwards. */
+  imageGetsBefore: number;
+  rangeResumes: number;
+  fullRestarts: number;
+}
+
 interface Result {
   n: number;
+  faults?: FaultReport;
   availableSec: number;
   activeSec: number;
   agentRequests: number;
@@ -45,6 +74,19 @@ interface Result {
 function apiRequests(lab: FleetLab): string[] {
   const log = readFileSync(join(lab.stateDir, 'api.log'), 'utf8');
   return [...log.matchAll(/"(GET|POST|PUT|PATCH|DELETE) (\S+) HTTP\/1\.[01]"/g)].map((m) => `${m[1]} ${m[2]}`);
+}
+
+/** The most heartbeats ironic-api logged in any one second of [from, to). */
+function peakHeartbeatsPerSec(lab: FleetLab, from: number, to: number): number {
+  const perSec = new Map<number, number>();
+  for (const line of readFileSync(join(lab.stateDir, 'api.log'), 'utf8').split('\n')) {
+    // oslo.log's line: "2026-12-06 02:50:01.123 PID INFO ... "POST /v1/heartbeat/UUID HTTP/1.1" status: 202 ..."
+    const m = /^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)\.\d+ .*"POST \/v1\/heartbeat\//.exec(line);
+    if (!m) continue;
+    const sec = new Date(m[1]!.replace(' ', 'T')).getTime();
+    if (sec >= from - 999 && sec < to) perSec.set(sec, (perSec.get(sec) ?? 0) + 1);
+  }
+  return Math.max(0, ...perSec.values());
 }
 
 /** Sum of VmRSS (KiB) of every process in the agents' namespaces. */
@@ -63,8 +105,41 @@ async function agentRssKiB(lab: FleetLab): Promise<number> {
   return total;
 }
 
-async function run(n: number, image: string, sha: string): Promise<Result> {
-  const lab = await startFleetLab({ agents: n, diskMiB: DISK_MIB, binary: values.binary, tag: `b${n}`, apiWorkers: 2 });
+/** Copies what explains a failed run out of the lab before stop() removes it. */
+function keepLogs(lab: FleetLab, why: string): void {
+  const dir = values['logs-on-failure']!;
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true });
+  for (const f of ['api.log', 'conductor-1.log', 'conductor-2.log']) {
+    try {
+      cpSync(join(lab.stateDir, f), join(dir, f));
+    } catch {
+      // not written
+    }
+  }
+  for (const x of lab.nodes) writeFileSync(join(dir, `${x.name}-${x.uuid}.log`), x.agent.output());
+  writeFileSync(join(dir, 'error.txt'), `${why}\n`);
+  console.error(`fleet bench: the lab's logs are in ${dir}`);
+}
+
+// With faults the image server sends each download at this pace, so that downloads are in flight when it restarts.
+const FAULT_PACE = 2 * 2 ** 20;
+const LOSS_PERCENT = 5;
+
+async function run(n: number, image: string, sha: string, withFaults = false): Promise<Result> {
+  const lab = await startFleetLab({
+    agents: n,
+    diskMiB: DISK_MIB,
+    binary: values.binary,
+    tag: `${withFaults ? 'f' : 'b'}${n}`,
+    apiWorkers: 2,
+    imagePaceBytesPerSec: withFaults ? FAULT_PACE : undefined,
+  });
+  const faults: Partial<FaultReport> = {};
+  if (withFaults) {
+    await lab.dropPackets(LOSS_PERCENT);
+    console.log(`faults: ${LOSS_PERCENT}% of every agent's packets dropped, each way, for the whole run`);
+  }
   let peak = 0;
   let sampling = true;
   const sampler = (async () => {
@@ -77,7 +152,22 @@ async function run(n: number, image: string, sha: string): Promise<Result> {
     const before = apiRequests(lab).length;
     const t0 = Date.now();
     await Promise.all(lab.nodes.map((x) => lab.api('PUT', `/v1/nodes/${x.uuid}/states/provision`, { target: 'provide' })));
-    await waitForAll(lab, ['available'], 600, (nodes) => {
+    if (withFaults) {
+      // The API goes away while the fleet cleans: once half the nodes wait for their agents' heartbeats.
+      await waitForAll(lab, ['clean wait', 'available'], 600, () => undefined, undefined, Math.ceil(n / 2));
+      const outageSec = Number(values['outage-sec']);
+      const down = Date.now();
+      await lab.stopApi();
+      console.log(`faults: ironic-api stopped for ${outageSec} s mid-cleaning`);
+      await new Promise((r) => setTimeout(r, outageSec * 1000));
+      await lab.startApi();
+      const up = Date.now();
+      faults.outageSec = Math.round((up - down) / 1000);
+      faults.heartbeatsPerSecBefore = peakHeartbeatsPerSec(lab, down - 60_000, down);
+      // after: measured once the fleet is available (the minute after the API came back)
+      (faults as { up?: number }).up = up;
+    }
+    await waitForAll(lab, ['available'], 900, (nodes) => {
       const bad = nodes.find((x) => x.provision_state === 'clean failed');
       if (bad) throw new Error(`${bad.name}: clean failed: ${bad.last_error}`);
     });
@@ -93,8 +183,27 @@ async function run(n: number, image: string, sha: string): Promise<Result> {
         ]),
       ),
     );
+    if (withFaults) {
+      const up = (faults as { up?: number }).up!;
+      faults.heartbeatsPerSecAfter = peakHeartbeatsPerSec(lab, up, up + 60_000);
+    }
     const t1 = Date.now();
     await Promise.all(lab.nodes.map((x) => lab.api('PUT', `/v1/nodes/${x.uuid}/states/provision`, { target: 'active' })));
+    if (withFaults) {
+      // The image server restarts while half the fleet's downloads are in flight, once every node is
+      // at its write_image step: before that the conductor checks the image URL itself (a HEAD in
+      // prepare), and a node whose check meets the restart fails its deploy on Ironic's side.
+      const gets = () => lab.imageRequests().filter((r) => r.method === 'GET' && (r.status === 200 || r.status === 206));
+      const deadline = Date.now() + 600_000;
+      const pastPrepare = (x: Record<string, any>) => x.provision_state === 'active' || x.deploy_step?.step === 'write_image';
+      while (gets().length < Math.ceil(n / 2) || !(await lab.listNodes()).filter((x) => lab.nodes.some((m) => m.uuid === x.uuid)).every(pastPrepare)) {
+        if (Date.now() > deadline) throw new Error(`not every node at write_image with half the downloads begun in 600 s (${gets().length} begun)`);
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      faults.imageGetsBefore = gets().length;
+      await lab.restartImageServer(3000);
+      console.log(`faults: image server restarted with ${faults.imageGetsBefore} downloads begun (paced at ${FAULT_PACE / 2 ** 20} MiB/s each)`);
+    }
     await waitForAll(lab, ['active'], 900, (nodes) => {
       const bad = nodes.find((x) => x.provision_state === 'deploy failed');
       if (bad) throw new Error(`${bad.name}: deploy failed: ${bad.last_error}`);
@@ -108,8 +217,16 @@ async function run(n: number, image: string, sha: string): Promise<Result> {
       const { stdout } = await execa('sh', ['-c', `head -c ${IMAGE_MIB * 2 ** 20} ${x.disk.device} | sha256sum`]);
       if (stdout.split(' ')[0] !== sha) throw new Error(`${x.name}: disk ${x.disk.device} does not hold the image`);
     }
-    console.log(`N=${n}: every disk checked (${n} x sha256 ${sha.slice(0, 16)}...)`);
-    return { n, availableSec, activeSec, agentRequests: reqs.length - pollRequests, pollRequests, busySec, peakAgentRssMiB: peak / 1024 };
+    console.log(`N=${n}${withFaults ? ' with faults' : ''}: every disk checked (${n} x sha256 ${sha.slice(0, 16)}...)`);
+    if (withFaults) {
+      const after = lab.imageRequests().filter((r) => r.method === 'GET').slice(faults.imageGetsBefore);
+      faults.rangeResumes = after.filter((r) => r.status === 206 && r.range && r.range !== 'bytes=0-').length;
+      faults.fullRestarts = after.filter((r) => r.status === 200).length;
+    }
+    return { n, faults: withFaults ? (faults as FaultReport) : undefined, availableSec, activeSec, agentRequests: reqs.length - pollRequests, pollRequests, busySec, peakAgentRssMiB: peak / 1024 };
+  } catch (err) {
+    keepLogs(lab, String(err));
+    throw err;
   } finally {
     sampling = false;
     await sampler;
@@ -124,16 +241,28 @@ try {
   await makeRawImage(image, IMAGE_MIB);
   const sha = await sha256File(image);
   const results: Result[] = [];
-  for (const n of [1, N]) results.push(await run(n, image, sha));
+  if (!values['faults-only']) for (const n of [1, N]) results.push(await run(n, image, sha));
+  if (values.faults || values['faults-only']) results.push(await run(N, image, sha, true));
   const base = results[0]!;
+  // The ratio to N=1 (of the run without faults; none with --faults-only).
+  const ratio = (x: number, b: number) => (base.faults ? '-' : (x / b).toFixed(2)).padStart(5);
   console.log(`fleet bench: ${values.binary}, ${IMAGE_MIB} MiB raw image, ${DISK_MIB} MiB loop disks, Ironic 21.4 (1 API + 2 conductors, MariaDB, JSON-RPC)`);
   console.log('   N  to available  ratio   to active  ratio  agent req/s  (bench polls)  agents RSS peak  per agent');
   for (const r of results) {
     console.log(
-      `${String(r.n).padStart(4)}  ${r.availableSec.toFixed(1).padStart(10)} s  ${(r.availableSec / base.availableSec).toFixed(2).padStart(5)}` +
-        `  ${r.activeSec.toFixed(1).padStart(8)} s  ${(r.activeSec / base.activeSec).toFixed(2).padStart(5)}` +
+      `${String(r.n).padStart(4)}  ${r.availableSec.toFixed(1).padStart(10)} s  ${ratio(r.availableSec, base.availableSec)}` +
+        `  ${r.activeSec.toFixed(1).padStart(8)} s  ${ratio(r.activeSec, base.activeSec)}` +
         `  ${(r.agentRequests / r.busySec).toFixed(2).padStart(11)}  ${String(r.pollRequests).padStart(13)}` +
-        `  ${r.peakAgentRssMiB.toFixed(0).padStart(11)} MiB  ${(r.peakAgentRssMiB / r.n).toFixed(1).padStart(5)} MiB`,
+        `  ${r.peakAgentRssMiB.toFixed(0).padStart(11)} MiB  ${(r.peakAgentRssMiB / r.n).toFixed(1).padStart(5)} MiB` +
+        (r.faults ? '  (with faults)' : ''),
+    );
+  }
+  for (const r of results.filter((x) => x.faults)) {
+    const f = r.faults!;
+    console.log(
+      `faults, N=${r.n}, ${LOSS_PERCENT}% packet loss each way on every agent's link throughout: every node available, then active, every disk checked. ironic-api down ${f.outageSec} s mid-cleaning: ` +
+        `heartbeats in the busiest second ${f.heartbeatsPerSecBefore} in the minute before, ${f.heartbeatsPerSecAfter} in the minute after. ` +
+        `Image server restarted with ${f.imageGetsBefore} downloads begun: ${f.rangeResumes} resumed with a Range, ${f.fullRestarts} started again from byte 0.`,
     );
   }
 } finally {

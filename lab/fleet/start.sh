@@ -131,14 +131,7 @@ fi
 source "$here/ironic-cmd.sh"
 ((fresh)) && (ironic_cmd ironic-dbsync dbsync "$state/ironic.conf" -- create_schema >"$state/dbsync.log" 2>&1 ||
   { tail -20 "$state/dbsync.log" >&2; exit 1; })
-setsid bash -c "$(declare -f ironic_cmd); ironic_cmd ironic-api api '$state/ironic.conf'" >"$state/api.log" 2>&1 </dev/null &
-echo $! > "$state/api.pid"
-for _ in $(seq 1 60); do
-  curl -fsS -m 2 "$api_url/" >/dev/null 2>&1 && break
-  kill -0 "$(cat "$state/api.pid")" 2>/dev/null || break
-  sleep 0.5
-done
-curl -fsS -m 2 "$api_url/" >/dev/null 2>&1 || { echo "ironic-api did not come up:" >&2; tail -20 "$state/api.log" >&2; exit 1; }
+"$here/api.sh" "$state" "$api_url" >/dev/null
 echo "$api_url" > "$state/api-url"
 for i in "${!conductors[@]}"; do "$here/conductor.sh" "$state" $((i + 1)); done
 echo "ironic-api at $api_url (pid $(cat "$state/api.pid")), conductors ${conductors[*]}, mariadb pid $(cat "$state/mariadb.pid")"

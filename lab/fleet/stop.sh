@@ -4,9 +4,11 @@
 # own (the API's worker is in its launcher's group): the group is signalled, but only for a pid that
 # is a number above 1 and still leads its group (a pid reused by an unrelated process is left alone).
 #
-#   stop.sh STATE_DIR
+#   stop.sh STATE_DIR         everything
+#   stop.sh STATE_DIR api     ironic-api alone (the fleet bench's API outage; api.sh starts it again)
 set -euo pipefail
-state=${1:?usage: stop.sh STATE_DIR}
+state=${1:?usage: stop.sh STATE_DIR [api]}
+only=${2:-}
 [[ -d $state ]] || exit 0
 leader() { [[ $1 =~ ^[0-9]+$ ]] && (($1 > 1)) && (($1 != $$)) && [[ $(ps -o pgid= -p "$1" 2>/dev/null | tr -d ' ') == "$1" ]]; }
 stop_group() {   # stop_group PIDFILE SECONDS: TERM, then KILL after SECONDS
@@ -22,6 +24,8 @@ stop_group() {   # stop_group PIDFILE SECONDS: TERM, then KILL after SECONDS
   fi
   rm -f "$file"
 }
+if [[ $only == api ]]; then stop_group "$state/api.pid" 10; exit 0; fi
+[[ -z $only ]] || { echo "stop.sh: unknown part '$only'" >&2; exit 2; }
 for f in "$state"/conductor-*.pid; do [[ -e $f ]] && stop_group "$f" 10; done
 stop_group "$state/api.pid" 10
 stop_group "$state/mariadb.pid" 30   # a clean InnoDB shutdown takes a few seconds

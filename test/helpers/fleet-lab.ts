@@ -4,6 +4,7 @@ import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execa } from 'execa';
 import { startAgent, type AgentProcess } from './agent-process.ts';
+import type { RequestRecord } from './http-image-server.ts';
 import { createLoopDisk, type LoopDisk } from './loop-disk.ts';
 import { createNetns, destroyNetns, linkVeth, type Netns } from './netns.ts';
 import { killNamespaceProcesses, onTeardown, runSync } from './teardown.ts';
@@ -15,6 +16,7 @@ import { killNamespaceProcesses, onTeardown, runSync } from './teardown.ts';
 // touches the host's network: the test reaches the lab through `ip netns exec` (curl, baremetal).
 
 const FLEET = resolve(import.meta.dirname, '../../lab/fleet');
+const IMAGE_SERVER = resolve(import.meta.dirname, 'image-server-main.ts');
 const ENROLL = resolve(import.meta.dirname, '../../lab/ironic/enroll.sh');
 /** The lab network: RFC 2544's benchmarking range, unused elsewhere. The hub is .1. */
 const HUB_IP = '198.18.0.1';
@@ -45,6 +47,8 @@ export interface FleetOptions {
   apiWorkers?: number;
   /** Tag in namespace and temp dir names (unique per test file). */
   tag: string;
+  /** The image server sends each response no faster than this (downloads stay in flight for a restart). */
+  imagePaceBytesPerSec?: number;
 }
 
 export interface FleetLab {
@@ -66,6 +70,18 @@ export interface FleetLab {
   startConductor(n: number): Promise<void>;
   /** Serves a file from the hub's image server; returns its URL as the agents see it. */
   serveImage(path: string): string;
+  /** Every request the image server answered, across restarts, in order. */
+  imageRequests(): RequestRecord[];
+  /** Kills the image server (its connections cut mid-body), waits `downMs`, starts it again. */
+  restartImageServer(downMs: number): Promise<void>;
+  /**
+   * Drops `percent` of the packets each agent sends and receives, at random (nftables in every agent's
+   * namespace; netem would also delay, but this kernel has no sch_netem). 0 removes the rule.
+   */
+  dropPackets(percent: number): Promise<void>;
+  /** Stops ironic-api alone (lab/fleet/stop.sh STATE api); startApi() brings it back. */
+  stopApi(): Promise<void>;
+  startApi(): Promise<void>;
   conductorLog(n: number): string;
   stop(): Promise<void>;
 }
@@ -132,9 +148,20 @@ export async function startFleetLab(o: FleetOptions): Promise<FleetLab> {
     const apiUrl = `http://${HUB_IP}:${API_PORT}`;
     const cliEnv = { ...process.env, OS_ENDPOINT: apiUrl, OS_AUTH_TYPE: 'none', OS_BAREMETAL_API_VERSION: API_VERSION } as Record<string, string>;
 
-    // The image server: Python's http.server in the hub, on the bridge address.
+    // The image server, in the hub on the bridge address: ours (test/helpers/image-server-main.ts), for
+    // Range and ETag (the agents resume after its restart) and optional pacing.
     await hubNs.must('mkdir', ['-p', imageDir]);
-    hubNs.spawn('python3', ['-m', 'http.server', '--bind', HUB_IP, '--directory', imageDir, String(IMAGE_PORT)]);
+    const imageServerRuns: Array<{ stop(): Promise<string>; output(): string }> = [];
+    const startImageServer = async () => {
+      const args = [HUB_IP, String(IMAGE_PORT), imageDir, ...(o.imagePaceBytesPerSec ? [String(o.imagePaceBytesPerSec)] : [])];
+      const run = hubNs.spawnTsx(IMAGE_SERVER, args);
+      imageServerRuns.push(run);
+      for (let i = 0; !run.output().includes('"listening"'); i++) {
+        if (i > 300) throw new Error(`the image server did not start: ${run.output()}`);
+        await sleep(100);
+      }
+    };
+    await startImageServer();
 
     const api = async <T = any>(method: string, path: string, body?: unknown): Promise<T> => {
       const args = ['-sS', '-X', method, '-H', `X-OpenStack-Ironic-API-Version: ${API_VERSION}`, '-w', '\n%{http_code}'];
@@ -235,6 +262,33 @@ export async function startFleetLab(o: FleetOptions): Promise<FleetLab> {
         runSync('cp', ['--reflink=auto', path, join(imageDir, name)]);
         return `http://${HUB_IP}:${IMAGE_PORT}/${name}`;
       },
+      imageRequests() {
+        return imageServerRuns.flatMap((r) =>
+          r.output().split('\n').filter((l) => l.startsWith('{"method"')).map((l) => JSON.parse(l) as RequestRecord),
+        );
+      },
+      async restartImageServer(downMs) {
+        await imageServerRuns.at(-1)!.stop();
+        await sleep(downMs);
+        await startImageServer();
+      },
+      async dropPackets(percent) {
+        const rules =
+          percent > 0
+            ? `table inet fleetloss {\n chain in { type filter hook input priority 0; numgen random mod 100 < ${percent} drop; }\n` +
+              ` chain out { type filter hook output priority 0; numgen random mod 100 < ${percent} drop; }\n}\n`
+            : '';
+        await inBatches(nodes, 8, async (n) => {
+          await n.ns.exec('nft', ['delete', 'table', 'inet', 'fleetloss']);
+          if (rules) await execa('ip', ['netns', 'exec', n.ns.name, 'nft', '-f', '-'], { input: rules });
+        });
+      },
+      async stopApi() {
+        await execa(join(FLEET, 'stop.sh'), [stateDir, 'api']);
+      },
+      async startApi() {
+        await hubNs.must(join(FLEET, 'api.sh'), [stateDir, apiUrl], { timeoutMs: 120_000 });
+      },
       conductorLog(n) {
         try {
           return readFileSync(join(stateDir, `conductor-${n}.log`), 'utf8');
@@ -250,19 +304,20 @@ export async function startFleetLab(o: FleetOptions): Promise<FleetLab> {
   }
 }
 
-/** Polls every node until each is in one of `states`; `onPoll` sees every poll (the timeline). */
+/** Polls every node until each (or `atLeast` of them) is in one of `states`; `onPoll` sees every poll (the timeline). */
 export async function waitForAll(
   lab: FleetLab,
   states: string[],
   timeoutSec: number,
   onPoll: (nodes: Array<Record<string, any>>) => void | Promise<void>,
   uuids: string[] = lab.nodes.map((n) => n.uuid),
+  atLeast = uuids.length,
 ): Promise<Array<Record<string, any>>> {
   const deadline = Date.now() + timeoutSec * 1000;
   for (;;) {
     const all = (await lab.listNodes()).filter((n) => uuids.includes(n.uuid));
     await onPoll(all);
-    if (all.length === uuids.length && all.every((n) => states.includes(n.provision_state))) return all;
+    if (all.length === uuids.length && all.filter((n) => states.includes(n.provision_state)).length >= atLeast) return all;
     if (Date.now() > deadline) {
       throw new Error(`not all in ${states.join('/')} after ${timeoutSec}s: ${all.map((n) => `${n.name} ${n.provision_state} (${n.last_error ?? ''})`).join('; ')}`);
     }

@@ -2,6 +2,9 @@ import { closeSync, createReadStream, openSync, readSync, statSync } from 'node:
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 // A small image server for tests and benchmarks, on 127.0.0.1 only. Serves
 // registered files (or in-memory bodies) with Range support and a strong ETag,
@@ -32,9 +35,12 @@ export interface Misbehaviour {
   ignoreRange?: boolean;
   /** Omit Content-Length (chunked transfer). */
   chunked?: boolean;
+  /** Send each response body no faster than this (a slow image store: downloads stay in flight). */
+  paceBytesPerSec?: number;
 }
 
 export interface RequestRecord {
+  method?: string;
   path: string;
   range?: string;
   status: number;
@@ -46,6 +52,11 @@ export class ImageServer {
   misbehave: Misbehaviour = {};
   private server?: Server;
   private port = 0;
+  private host = '127.0.0.1';
+  /** Files not registered are looked up here by name (a directory of images). */
+  root?: string;
+  /** Sees every request as it arrives (a server in another process prints it). */
+  onRequest?: (r: RequestRecord) => void;
 
   /** With a certificate and key (PEM), serves https instead of http. */
   constructor(private readonly tls?: { cert: string; key: string }) {}
@@ -56,13 +67,15 @@ export class ImageServer {
   }
 
   url(urlPath: string): string {
-    return `${this.tls ? 'https' : 'http'}://127.0.0.1:${this.port}${urlPath}`;
+    return `${this.tls ? 'https' : 'http'}://${this.host}:${this.port}${urlPath}`;
   }
 
-  async start(): Promise<this> {
+  /** Listens on 127.0.0.1 and a free port unless told otherwise. */
+  async start(port = 0, host = '127.0.0.1'): Promise<this> {
     const handler = (req: IncomingMessage, res: ServerResponse) => this.handle(req, res);
     this.server = this.tls ? createHttpsServer(this.tls, handler) : createServer(handler);
-    await new Promise<void>((resolve) => this.server!.listen(0, '127.0.0.1', resolve));
+    this.host = host;
+    await new Promise<void>((resolve) => this.server!.listen(port, host, resolve));
     this.port = (this.server.address() as AddressInfo).port;
     return this;
   }
@@ -76,12 +89,13 @@ export class ImageServer {
 
   private handle(req: IncomingMessage, res: ServerResponse): void {
     const path = new URL(req.url ?? '/', 'http://x').pathname;
-    const file = this.files.get(path);
-    const record: RequestRecord = { path, range: req.headers.range, status: 0 };
+    const file = this.files.get(path) ?? this.fromRoot(path);
+    const record: RequestRecord = { method: req.method, path, range: req.headers.range, status: 0 };
     this.requests.push(record);
     const reply = (status: number) => {
       record.status = status;
       res.statusCode = status;
+      this.onRequest?.(record);
     };
     if (!file) {
       reply(404);
@@ -161,8 +175,36 @@ export class ImageServer {
       return;
     }
     const stream = createReadStream(file.path!, { start, highWaterMark: 1024 * 1024 });
-    stream.pipe(res);
-    stream.on('error', () => res.destroy());
+    const pace = this.misbehave.paceBytesPerSec;
+    const body = pace ? Readable.from(paced(stream, pace)) : stream;
+    body.pipe(res);
+    body.on('error', () => res.destroy());
+  }
+
+  private fromRoot(path: string): ServedFile | undefined {
+    const name = path.slice(1);
+    if (!this.root || !/^[\w.-]+$/.test(name)) return undefined;
+    try {
+      return statSync(join(this.root, name)).isFile() ? { path: join(this.root, name) } : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+}
+
+/** Passes chunks on no faster than `bytesPerSec` on average. */
+async function* paced(source: AsyncIterable<Buffer>, bytesPerSec: number): AsyncGenerator<Buffer> {
+  const t0 = Date.now();
+  let sent = 0;
+  for await (const chunk of source) {
+    // 64 KiB pieces, so that pacing is smooth and a cut connection leaves a partial chunk behind.
+    for (let at = 0; at < chunk.length; at += 65536) {
+      const piece = chunk.subarray(at, at + 65536);
+      sent += piece.length;
+      const wait = t0 + (sent / bytesPerSec) * 1000 - Date.now();
+      if (wait > 0) await sleep(wait);
+      yield piece;
+    }
   }
 }
 

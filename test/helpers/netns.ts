@@ -93,7 +93,12 @@ export class Netns {
     this.tempDirs.push(dir);
     const file = join(dir, 'script.mts');
     await writeFile(file, source);
-    const child = this.spawn(TSX, [file], { env: opts.env });
+    return this.spawnTsx(file, [], opts);
+  }
+
+  /** Starts a TypeScript file with arguments as a long-running process in the namespace, as spawnScript. */
+  spawnTsx(file: string, args: readonly string[], opts: { env?: Record<string, string> } = {}): { stop(): Promise<string>; output(): string } {
+    const child = this.spawn(TSX, [file, ...args], { env: opts.env });
     let out = '';
     child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
     return {
