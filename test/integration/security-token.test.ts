@@ -73,7 +73,9 @@ for (const [release, macKilled, macVmedia] of [
   ['21.4', '52:54:00:a1:21:01', '52:54:00:a1:21:02'],
   ['29.0', '52:54:00:a1:29:01', '52:54:00:a1:29:02'],
 ] as Array<[IronicRelease, string, string]>) {
-  describe(`Ironic ${release}: the agent token: no command before lookup, "******" never taken, a restarted agent backs off, a virtual-media token kept`, () => {
+  // Concurrent: the two releases (each its own Ironic) and, within one, the two nodes (own MACs,
+  // disks and hops) run side by side; most of this file is waiting (OBSERVE_SEC, clean waits).
+  describe.concurrent(`Ironic ${release}: the agent token: no command before lookup, "******" never taken, a restarted agent backs off, a virtual-media token kept`, () => {
     let ironic: ReleaseIronic;
     const disks: LoopDisk[] = [];
     const agents: AgentProcess[] = [];
