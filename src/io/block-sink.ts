@@ -51,20 +51,47 @@ const MiB = 1024 * 1024;
 const DIRECT_UNIT = 4096;
 
 /**
+ * Write buffers of earlier writes, whole (unaligned) SharedArrayBuffers, kept
+ * for the next sink of the process. Only a major GC frees a SharedArrayBuffer
+ * and an idle agent rarely runs one, so every write_image used to leave its
+ * (inFlight + 1) x 8 MiB behind and the next one allocated a fresh set on top
+ * (docs/footprint.md). Bounded: at most MAX_SPARE are kept.
+ */
+const spare: Buffer[] = [];
+const MAX_SPARE = 4;
+
+function rawBuffer(size: number): Buffer {
+  const i = spare.findIndex((b) => b.length === size);
+  return i >= 0 ? spare.splice(i, 1)[0]! : Buffer.from(new SharedArrayBuffer(size));
+}
+
+/** Gives `b`'s whole SharedArrayBuffer back for a later sink (nobody may still read or write it). */
+function keepSpare(b: Buffer): void {
+  const raw = Buffer.from(b.buffer as SharedArrayBuffer);
+  if (spare.length < MAX_SPARE && !spare.some((x) => x.buffer === raw.buffer)) spare.push(raw);
+}
+
+/** How many spare write buffers the process holds (tests). */
+export function spareWriteBuffers(): number {
+  return spare.length;
+}
+
+/**
  * Buffers usable with O_DIRECT. Node cannot ask for aligned memory, so we
  * over-allocate and find, with O_DIRECT reads of the device's first block
  * (harmless), the offset at which the kernel accepts the buffer.
  */
 async function alignedBuffer(probe: FileHandle, size: number): Promise<Buffer | undefined> {
-  const raw = Buffer.from(new SharedArrayBuffer(size + DIRECT_UNIT));
+  const raw = rawBuffer(size + DIRECT_UNIT);
   for (let k = 0; k < DIRECT_UNIT; k += 8) {
     try {
       await probe.read(raw, k, DIRECT_UNIT, 0);
       return raw.subarray(k, k + size);
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EINVAL') return undefined;
+      if ((err as NodeJS.ErrnoException).code !== 'EINVAL') break;
     }
   }
+  keepSpare(raw);
   return undefined;
 }
 
@@ -76,6 +103,8 @@ async function alignedBuffer(probe: FileHandle, size: number): Promise<Buffer | 
 export class WriteBufferPool {
   private readonly free: Buffer[] = [];
   private readonly mine = new WeakSet<Buffer>();
+  /** Every buffer made for this pool, for handing them on when the sink is done (see keepSpare). */
+  readonly made: Buffer[] = [];
   constructor(readonly size: number, private readonly alloc: () => Promise<Buffer>) {}
 
   async take(): Promise<Buffer> {
@@ -94,7 +123,13 @@ export class WriteBufferPool {
 
   register(b: Buffer): Buffer {
     this.mine.add(b);
+    this.made.push(b);
     return b;
+  }
+
+  /** Buffers back with the pool (not lent out): free ones, and `current`. */
+  idle(current: Buffer): Buffer[] {
+    return this.made.filter((b) => b === current || this.free.includes(b));
   }
 }
 
@@ -148,7 +183,7 @@ export class BlockSink {
       if (b) return b;
       throw new ImageWriteError(`no O_DIRECT-aligned buffer for ${this.opts.path}`);
     }
-    return Buffer.from(new SharedArrayBuffer(this.writeBytes));
+    return rawBuffer(this.writeBytes);
   }
 
   static async open(opts: BlockSinkOptions): Promise<BlockSink> {
@@ -315,6 +350,9 @@ export class BlockSink {
     } finally {
       await this.closeAll();
     }
+    // Every write and hash has ended; buffers the source still holds are left alone (it may be
+    // mid-read after an error elsewhere), the others serve the next sink.
+    for (const b of this.buffers.idle(this.current)) keepSpare(b);
     this.maybeProgress(true);
     return this.written;
   }

@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { BlockSink } from '../../src/io/block-sink.ts';
+import { BlockSink, spareWriteBuffers } from '../../src/io/block-sink.ts';
 import { ImageTooLargeError } from '../../src/io/errors.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'io-block-sink-'));
@@ -44,5 +44,28 @@ describe('BlockSink (file target)', () => {
     await sink.abort();
     expect(sink.touched).toBe(false);
     expect(statSync(path).size).toBe(0);
+  });
+
+  it('hands its write buffers to the next sink once finished, never after an abort', async () => {
+    const writeBytes = 192 * 1024; // a size no other test uses: the spares counted are this test's
+    const image = (fill: number) => Buffer.alloc(5 * writeBytes + 100, fill);
+    const first = await BlockSink.open({ path: join(dir, 'd1'), createFile: true, maxBytes: 1 << 30, writeBytes });
+    await first.write(image(1));
+    const before = spareWriteBuffers();
+    await first.finish();
+    const kept = spareWriteBuffers() - before;
+    expect(kept).toBeGreaterThan(0);
+    // The next write takes them (no new allocation) and its bytes are its own, not the last image's.
+    const second = await BlockSink.open({ path: join(dir, 'd2'), createFile: true, maxBytes: 1 << 30, writeBytes });
+    expect(spareWriteBuffers()).toBe(before + kept - 1);
+    await second.write(image(2));
+    await second.finish();
+    expect(readFileSync(join(dir, 'd2')).equals(image(2))).toBe(true);
+    // An aborted sink keeps its buffers out of the spares (a reader may still hold one).
+    const held = spareWriteBuffers();
+    const third = await BlockSink.open({ path: join(dir, 'd3'), createFile: true, maxBytes: 1 << 30, writeBytes });
+    await third.write(image(3));
+    await third.abort();
+    expect(spareWriteBuffers()).toBeLessThan(held);
   });
 });
