@@ -35,8 +35,8 @@ const { values } = parseArgs({
     binary: { type: 'string', default: 'build/metal-agent' },
     'image-mib': { type: 'string', default: '16' },
     'disk-mib': { type: 'string', default: '32' },
-    /** Also run the fleet again with faults: the API stopped for --outage-sec mid-cleaning, the image server restarted mid-deploy. */
-    faults: { type: 'boolean', default: true },
+    /** Unless --no-faults, the fleet runs again with faults: the API stopped for --outage-sec mid-cleaning, the image server restarted mid-deploy. */
+    'no-faults': { type: 'boolean', default: false },
     'outage-sec': { type: 'string', default: '60' },
     /** Only the faults run (its ratios are then to N=1 of the faults run's own lab shape: not printed). */
     'faults-only': { type: 'boolean', default: false },
@@ -242,7 +242,7 @@ try {
   const sha = await sha256File(image);
   const results: Result[] = [];
   if (!values['faults-only']) for (const n of [1, N]) results.push(await run(n, image, sha));
-  if (values.faults || values['faults-only']) results.push(await run(N, image, sha, true));
+  if (!values['no-faults'] || values['faults-only']) results.push(await run(N, image, sha, true));
   const base = results[0]!;
   // The ratio to N=1 (of the run without faults; none with --faults-only).
   const ratio = (x: number, b: number) => (base.faults ? '-' : (x / b).toFixed(2)).padStart(5);
