@@ -11,8 +11,9 @@
 // Then (Show it 2, unless --no-faults) the same N in a fresh lab with faults while it works: ironic-api
 // stopped for --outage-sec once half the nodes wait in `clean wait` (the agents' heartbeats fail and
 // are retried 5-10 s apart, jittered), with the most heartbeats the API took in one second in the
-// minute before and after; and the image server (paced, so downloads are in flight) killed once half
-// the fleet's downloads began and started again 3 s later: the agents resume with a Range. Every node
+// minute before and after; and the image server (paced, so downloads are in flight) killed once every
+// node is at write_image and half the downloads began, then started again 3 s later: the agents resume
+// with a Range. Every node
 // must end available, then active, every disk checked. The conductor-kill fault runs in make test
 // (test/integration/fleet-conductor-kill.test.ts, N=4). Throughout the faults run, 5% of every
 // agent's packets are dropped each way (nftables); netem's 200 ms delay is not applied: this
@@ -136,6 +137,8 @@ async function run(n: number, image: string, sha: string, withFaults = false): P
     imagePaceBytesPerSec: withFaults ? FAULT_PACE : undefined,
   });
   const faults: Partial<FaultReport> = {};
+  /** When ironic-api answered again after its outage (faults run). */
+  let apiBackAt = 0;
   if (withFaults) {
     await lab.dropPackets(LOSS_PERCENT);
     console.log(`faults: ${LOSS_PERCENT}% of every agent's packets dropped, each way, for the whole run`);
@@ -161,11 +164,9 @@ async function run(n: number, image: string, sha: string, withFaults = false): P
       console.log(`faults: ironic-api stopped for ${outageSec} s mid-cleaning`);
       await new Promise((r) => setTimeout(r, outageSec * 1000));
       await lab.startApi();
-      const up = Date.now();
-      faults.outageSec = Math.round((up - down) / 1000);
+      apiBackAt = Date.now();
+      faults.outageSec = Math.round((apiBackAt - down) / 1000);
       faults.heartbeatsPerSecBefore = peakHeartbeatsPerSec(lab, down - 60_000, down);
-      // after: measured once the fleet is available (the minute after the API came back)
-      (faults as { up?: number }).up = up;
     }
     await waitForAll(lab, ['available'], 900, (nodes) => {
       const bad = nodes.find((x) => x.provision_state === 'clean failed');
@@ -183,10 +184,6 @@ async function run(n: number, image: string, sha: string, withFaults = false): P
         ]),
       ),
     );
-    if (withFaults) {
-      const up = (faults as { up?: number }).up!;
-      faults.heartbeatsPerSecAfter = peakHeartbeatsPerSec(lab, up, up + 60_000);
-    }
     const t1 = Date.now();
     await Promise.all(lab.nodes.map((x) => lab.api('PUT', `/v1/nodes/${x.uuid}/states/provision`, { target: 'active' })));
     if (withFaults) {
@@ -198,7 +195,7 @@ async function run(n: number, image: string, sha: string, withFaults = false): P
       const pastPrepare = (x: Record<string, any>) => x.provision_state === 'active' || x.deploy_step?.step === 'write_image';
       while (gets().length < Math.ceil(n / 2) || !(await lab.listNodes()).filter((x) => lab.nodes.some((m) => m.uuid === x.uuid)).every(pastPrepare)) {
         if (Date.now() > deadline) throw new Error(`not every node at write_image with half the downloads begun in 600 s (${gets().length} begun)`);
-        await new Promise((r) => setTimeout(r, 200));
+        await new Promise((r) => setTimeout(r, 1000)); // a node list per second: the API is part of what is measured
       }
       faults.imageGetsBefore = gets().length;
       await lab.restartImageServer(3000);
@@ -219,6 +216,8 @@ async function run(n: number, image: string, sha: string, withFaults = false): P
     }
     console.log(`N=${n}${withFaults ? ' with faults' : ''}: every disk checked (${n} x sha256 ${sha.slice(0, 16)}...)`);
     if (withFaults) {
+      // Counted after the deploy: by then the minute after the API came back has passed.
+      faults.heartbeatsPerSecAfter = peakHeartbeatsPerSec(lab, apiBackAt, apiBackAt + 60_000);
       const after = lab.imageRequests().filter((r) => r.method === 'GET').slice(faults.imageGetsBefore);
       faults.rangeResumes = after.filter((r) => r.status === 206 && r.range && r.range !== 'bytes=0-').length;
       faults.fullRestarts = after.filter((r) => r.status === 200).length;

@@ -6,8 +6,9 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 
-// A small image server for tests and benchmarks, on 127.0.0.1 only. Serves
-// registered files (or in-memory bodies) with Range support and a strong ETag,
+// A small image server for tests and benchmarks, on 127.0.0.1 unless told
+// otherwise (the fleet lab's hub address). Serves registered files (or
+// in-memory bodies, or any file of `root` by name) with Range support and a strong ETag,
 // and can misbehave on purpose: drop the connection after some bytes, ignore
 // Range, or answer a fixed status.
 
