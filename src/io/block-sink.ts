@@ -68,12 +68,19 @@ function rawBuffer(size: number): Buffer {
 /** Gives `b`'s whole SharedArrayBuffer back for a later sink (nobody may still read or write it). */
 function keepSpare(b: Buffer): void {
   const raw = Buffer.from(b.buffer as SharedArrayBuffer);
-  if (spare.length < MAX_SPARE && !spare.some((x) => x.buffer === raw.buffer)) spare.push(raw);
+  if (spare.some((x) => x.buffer === raw.buffer)) return;
+  if (spare.length >= MAX_SPARE) {
+    // Full: one of another size (an older write's, e.g. a staging file's unaligned ones) makes room.
+    const other = spare.findIndex((x) => x.length !== raw.length);
+    if (other < 0) return;
+    spare.splice(other, 1);
+  }
+  spare.push(raw);
 }
 
-/** How many spare write buffers the process holds (tests). */
-export function spareWriteBuffers(): number {
-  return spare.length;
+/** How many spare write buffers the process holds, or of `bytes` each (whole buffers; tests). */
+export function spareWriteBuffers(bytes?: number): number {
+  return spare.filter((b) => bytes === undefined || b.length === bytes).length;
 }
 
 /**
@@ -103,6 +110,8 @@ async function alignedBuffer(probe: FileHandle, size: number): Promise<Buffer | 
 export class WriteBufferPool {
   private readonly free: Buffer[] = [];
   private readonly mine = new WeakSet<Buffer>();
+  /** Each buffer by its memory, to know a part of one (a chunk that ends short of it) as ours. */
+  private readonly byMemory = new WeakMap<ArrayBufferLike, Buffer>();
   /** Every buffer made for this pool, for handing them on when the sink is done (see keepSpare). */
   readonly made: Buffer[] = [];
   constructor(readonly size: number, private readonly alloc: () => Promise<Buffer>) {}
@@ -121,8 +130,14 @@ export class WriteBufferPool {
     return this.mine.has(b);
   }
 
+  /** The buffer of ours that `b` is a view of (whole or part), if any. */
+  ownerOf(b: Buffer): Buffer | undefined {
+    return this.byMemory.get(b.buffer);
+  }
+
   register(b: Buffer): Buffer {
     this.mine.add(b);
+    this.byMemory.set(b.buffer, b);
     this.made.push(b);
     return b;
   }
@@ -254,6 +269,10 @@ export class BlockSink {
       if (this.fill === this.writeBytes) await this.submit();
       return;
     }
+    // A chunk that is part of one of our buffers (the source's first chunk in
+    // them ends on a write-buffer boundary of the stream, short of the buffer's
+    // end) is copied; the buffer is then ours again, not left to the GC.
+    const owner = this.buffers.ownerOf(chunk);
     let pos = 0;
     while (pos < chunk.length) {
       const n = Math.min(chunk.length - pos, this.writeBytes - this.fill);
@@ -262,6 +281,7 @@ export class BlockSink {
       pos += n;
       if (this.fill === this.writeBytes) await this.submit();
     }
+    if (owner && owner !== this.current) this.buffers.give(owner);
   }
 
   private checkHead(): void {

@@ -55,6 +55,8 @@ export interface ChunkBufferPool {
   /** Every buffer taken has this length. */
   readonly size: number;
   take(): Promise<Buffer>;
+  /** A buffer taken and not used (the body ended before a byte went into it). */
+  give(b: Buffer): void;
 }
 
 export interface ImageSource {
@@ -126,6 +128,11 @@ class ChunkBuffers {
     // Keep chunks on write-buffer boundaries of the stream, so that each one is
     // exactly one of the writer's buffers.
     return { buf, end: this.pool.size - (offset % this.pool.size) };
+  }
+
+  /** `buf` came from next() and holds none of the image: back to the pool it came from. */
+  unused(buf: Buffer): void {
+    this.pool?.give(buf);
   }
 }
 
@@ -367,6 +374,8 @@ class HttpDownload {
           throw new Error(`connection closed at ${offset} of ${this.total} bytes`);
         }
         if (at > 0) yield chunk.buf.subarray(0, at);
+        // An image that ends on a buffer boundary leaves the buffer taken for more bytes empty.
+        else buffers.unused(chunk.buf);
         return;
       } catch (err) {
         res.body.discard();

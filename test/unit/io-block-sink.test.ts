@@ -1,10 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { BlockSink, spareWriteBuffers } from '../../src/io/block-sink.ts';
 import { ImageTooLargeError } from '../../src/io/errors.ts';
+import { openImageSource } from '../../src/io/source.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'io-block-sink-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -67,5 +70,48 @@ describe('BlockSink (file target)', () => {
     await third.write(image(3));
     await third.abort();
     expect(spareWriteBuffers()).toBeLessThan(held);
+  });
+
+  it('gets back every write buffer the source read into, as write_image uses them (none left to the GC)', async () => {
+    // write_image's raw path: the first chunk (plain, read before the sink's
+    // pool is lent) is peeked at, then the source reads into the sink's write
+    // buffers. Its first chunk there ends on a write-buffer boundary of the
+    // stream, short of the buffer (copied, then the buffer is the sink's
+    // again), and an image that ends on a boundary leaves the buffer taken for
+    // more bytes empty (given back). Each used to be lost: two 8 MiB buffers a write.
+    const writeBytes = 160 * 1024; // a size no other test uses
+    const image = randomBytes(6 * writeBytes);
+    const server = createServer((_req, res) => {
+      res.writeHead(200, { 'content-length': image.length });
+      res.end(image);
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/img`;
+      const made: ArrayBufferLike[][] = [];
+      for (const round of [1, 2]) {
+        const src = await openImageSource([url], { retries: 0, retryIntervalSec: 0, timeoutSec: 5, readChunkBytes: 48 * 1024 });
+        const it = src.chunks[Symbol.asyncIterator]();
+        const head = await it.next();
+        const path = join(dir, `e${round}`);
+        const sink = await BlockSink.open({ path, createFile: true, maxBytes: 1 << 30, writeBytes });
+        src.useBuffers(sink.buffers);
+        await sink.write(head.value as Buffer);
+        for (let r = await it.next(); !r.done; r = await it.next()) await sink.write(r.value);
+        await src.close();
+        expect(spareWriteBuffers(writeBytes)).toBe(0); // all taken by this sink (round 2: the first one's)
+        await sink.finish();
+        expect(sink.adopted).toBeGreaterThan(0);
+        expect(readFileSync(path).equals(image)).toBe(true);
+        // Every buffer it made is handed on (spares of other sizes, older, make room).
+        expect(sink.buffers.made.length).toBeLessThanOrEqual(4);
+        expect(spareWriteBuffers(writeBytes)).toBe(sink.buffers.made.length);
+        made.push(sink.buffers.made.map((b) => b.buffer));
+      }
+      // The second write allocated nothing new: it ran on the first one's buffers.
+      expect(new Set(made[1])).toEqual(new Set(made[0]));
+    } finally {
+      await new Promise((r) => server.close(r));
+    }
   });
 });
