@@ -16,7 +16,7 @@ import type { Inventory } from './hardware/inventory.ts';
 import { postInspectionWithRetry } from './conductor/inspection-post.ts';
 import { ConductorSession } from './conductor/session.ts';
 import { discoverConductor } from './conductor/mdns.ts';
-import { splitZone } from './conductor/discovery-http.ts';
+import { splitZone } from './base/url-zone.ts';
 import { classifyIp } from './system/network/addresses.ts';
 import { prepareDhcpLessNetwork } from './system/network/bring-up.ts';
 import { namedNetns } from './system/network/guard.ts';

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
-import { Agent, request, type Dispatcher } from 'undici';
 import { splitApiUrls } from '../base/api-urls.ts';
-import { conductorTarget } from './discovery-http.ts';
+import { splitZone } from '../base/url-zone.ts';
+import { conductorRequest, type ConductorHttpOptions, type ConductorRequest } from './http-request.ts';
 import { log } from '../log.ts';
 
 // The Ironic side of the conversation: lookup and heartbeat (Ironic's
@@ -73,32 +73,26 @@ export interface ConductorClientOptions {
 }
 
 interface Target {
+  /** The URL without its zone (what logs and apiUrl show). */
   base: string;
-  dispatcher: Dispatcher;
+  /** A link-local conductor's interface (fe80::1%eth0), added back at connect time. */
+  zone?: string;
 }
 
 export class ConductorClient {
-  private readonly dispatcher: Dispatcher;
-  private readonly agentOptions: Agent.Options;
+  private readonly http: ConductorHttpOptions;
   /** The APIs, the one that answered last first. */
   private targets: Target[];
 
   constructor(private readonly opts: ConductorClientOptions) {
-    const agentOptions: Agent.Options = {
-      connect: {
-        rejectUnauthorized: !opts.insecure,
-        ...(opts.cafile ? { ca: readFileSync(opts.cafile, 'utf8') } : {}),
-      },
-      headersTimeout: opts.timeoutMs ?? 30_000,
-      bodyTimeout: opts.timeoutMs ?? 30_000,
+    this.http = {
+      rejectUnauthorized: !opts.insecure,
+      ...(opts.cafile ? { ca: readFileSync(opts.cafile, 'utf8') } : {}),
+      timeoutMs: opts.timeoutMs ?? 30_000,
     };
-    this.agentOptions = agentOptions;
-    this.dispatcher = new Agent(agentOptions);
-    // A link-local conductor (fe80::1%eth0) needs the zone at connect time,
-    // which URLs cannot carry through undici: such a URL gets its own dispatcher.
     this.targets = splitApiUrls(opts.apiUrl).map((url) => {
-      const target = conductorTarget(url, agentOptions);
-      return { base: target.url.replace(/\/+$/, ''), dispatcher: target.dispatcher ?? this.dispatcher };
+      const { url: plain, zone } = splitZone(url);
+      return { base: plain.replace(/\/+$/, ''), zone };
     });
     if (!this.targets.length) throw new Error(`no API URL in "${opts.apiUrl}"`);
   }
@@ -114,14 +108,14 @@ export class ConductorClient {
    * refuses (403) the last refusal is the answer; when none can be reached, the
    * last error is thrown.
    */
-  private async send(path: string, options: { method?: Dispatcher.HttpMethod; headers: Record<string, string>; body?: string }) {
+  private async send(path: string, options: ConductorRequest) {
     let last: { statusCode: number; text: string } | undefined;
     let lastError: unknown;
     for (const [i, t] of this.targets.entries()) {
       const more = i < this.targets.length - 1;
       try {
-        const res = await request(`${t.base}${path}`, { ...options, dispatcher: t.dispatcher });
-        const text = await res.body.text();
+        const res = await conductorRequest(`${t.base}${path}`, t.zone, options, this.http);
+        const text = res.text;
         if (res.statusCode === 403 && more) {
           log.warn({ api: t.base, path: path.split('?')[0], message: ironicError(text) }, 'API refused the ramdisk endpoint (403): trying the next API URL');
           last = { statusCode: res.statusCode, text };
@@ -189,21 +183,17 @@ export class ConductorClient {
    * /v1/continue ignores the header.
    */
   async postInspection(url: string, payload: unknown): Promise<{ status: number; body: string }> {
-    const target = conductorTarget(url, this.agentOptions);
-    const res = await request(target.url, {
+    const { url: plain, zone } = splitZone(url);
+    const res = await conductorRequest(plain, zone, {
       method: 'POST',
       headers: { ...this.headers(), 'X-OpenStack-Ironic-API-Version': INSPECTION_API_VERSION, 'content-type': 'application/json' },
       body: JSON.stringify(payload),
-      dispatcher: target.dispatcher ?? this.dispatcher,
-    });
-    if (target.dispatcher) await target.dispatcher.close().catch(() => undefined);
-    return { status: res.statusCode, body: await res.body.text() };
+    }, this.http);
+    return { status: res.statusCode, body: res.text };
   }
 
-  async close(): Promise<void> {
-    const all = new Set([this.dispatcher, ...this.targets.map((t) => t.dispatcher)]);
-    for (const d of all) await d.close().catch((err: unknown) => log.debug({ err }, 'closing conductor client'));
-  }
+  /** Nothing held between requests (a connection per request); kept for callers. */
+  async close(): Promise<void> {}
 }
 
 /** Ironic wraps errors as {"error_message": "{\"faultstring\": ...}"}; dig the text out. */

@@ -3,7 +3,10 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { constants } from 'node:fs';
 import { open, readlink, realpath, type FileHandle } from 'node:fs/promises';
 import { isAbsolute, relative, resolve } from 'node:path';
-import { Agent, ProxyAgent, interceptors, request, type Dispatcher } from 'undici';
+// undici only when a download needs it (https, proxies, redirects, chunked bodies):
+// plain http goes through socket-http.ts, and undici's module and WebAssembly
+// parser cost the idle agent ~10 MiB (docs/footprint.md).
+import type { Dispatcher } from 'undici';
 import { log } from '../log.ts';
 import { redactUrl } from '../redact.ts';
 import { ImageDownloadError } from './errors.ts';
@@ -143,7 +146,8 @@ class Dispatchers {
   private readonly bases: Dispatcher[] = [];
   constructor(private readonly opts: SourceOptions) {}
 
-  for(url: URL): Dispatcher {
+  async for(url: URL): Promise<Dispatcher> {
+    const { Agent, ProxyAgent, interceptors } = await import('undici');
     const proxy = proxyFor(url, this.opts);
     const key = proxy ?? '';
     let d = this.cache.get(key);
@@ -261,10 +265,11 @@ class HttpDownload {
   /** The general way: proxies, redirects, chunked bodies. */
   private async undiciGet(url: URL, headers: Record<string, string>): Promise<Exchange> {
     // Timeouts, TLS and the proxy come with the dispatcher.
+    const { request } = await import('undici');
     const res = await request(url, {
       method: 'GET',
       headers,
-      dispatcher: this.dispatchers.for(url),
+      dispatcher: await this.dispatchers.for(url),
       signal: this.opts.signal,
       highWaterMark: this.opts.readChunkBytes ?? READ_CHUNK,
     });
