@@ -89,6 +89,9 @@ $(BUILD)/guest.raw $(BUILD)/guest-root.img $(BUILD)/guest-raid.raw &: lab/guest-
 demo: deps ramdisk guest-image
 	npx tsx scripts/demo.ts $(if $(KEEP),--keep)
 
+# The fleet soak's length in minutes (bench/fleet-soak.ts: idle agents heartbeating, RSS and fds sampled).
+SOAK_MINUTES ?= 60
+
 bench: deps ramdisk guest-image
 	npx tsx bench/image-write.ts
 	npx tsx bench/footprint.ts --binary $(BUILD)/metal-agent --deploy-mib 2048
@@ -98,6 +101,7 @@ bench: deps ramdisk guest-image
 	npx tsx bench/boot-phases.ts
 	npx tsx bench/min-memory.ts
 	npx tsx bench/fleet.ts --agents 40
+	npx tsx bench/fleet-soak.ts --agents 40 --minutes $(SOAK_MINUTES) --binary $(BUILD)/metal-agent
 
 clean:
 	rm -rf build

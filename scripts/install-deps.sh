@@ -24,8 +24,9 @@ pkgs=(
   # the fleet lab (lab/fleet, issue 20): Ironic's API and two conductors on a private MariaDB
   # instance (the package's own system instance is never started), through PyMySQL
   mariadb-server python3-pymysql
-  # the fleet bench's packet loss on the agents' links (nft numgen; this kernel has no sch_netem)
-  nftables
+  # the fleet bench's faults on the agents' links, as this kernel has no sch_netem: packet loss
+  # (nft numgen) and delay (iptables' NFQUEUE, held by lab/fleet/delay.py; nft has no queue here)
+  nftables iptables
   # real boot (issue 16): a BMC per VM (ipmi_sim + ipmitool; sushy for Ironic's redfish driver),
   # DHCP/TFTP, qemu's iPXE ROMs, UEFI firmware, and the boot loaders ISOs and ESPs are built from
   qemu-system-x86 openipmi ipmitool python3-sushy dnsmasq ipxe-qemu ovmf

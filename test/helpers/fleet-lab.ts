@@ -1,8 +1,8 @@
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { execa } from 'execa';
+import { execa, type ResultPromise } from 'execa';
 import { startAgent, type AgentProcess } from './agent-process.ts';
 import type { RequestRecord } from './http-image-server.ts';
 import { createLoopDisk, type LoopDisk } from './loop-disk.ts';
@@ -16,6 +16,7 @@ import { killNamespaceProcesses, onTeardown, runSync } from './teardown.ts';
 // touches the host's network: the test reaches the lab through `ip netns exec` (curl, baremetal).
 
 const FLEET = resolve(import.meta.dirname, '../../lab/fleet');
+const DELAY = resolve(import.meta.dirname, '../../lab/fleet/delay.py');
 const IMAGE_SERVER = resolve(import.meta.dirname, 'image-server-main.ts');
 const ENROLL = resolve(import.meta.dirname, '../../lab/ironic/enroll.sh');
 /** The lab network: RFC 2544's benchmarking range, unused elsewhere. The hub is .1. */
@@ -33,6 +34,8 @@ export interface FleetNode {
   ns: Netns;
   disk: LoopDisk;
   agent: AgentProcess;
+  /** What the node's earlier agents printed (restartAgent), oldest first. */
+  earlierOutput: string[];
 }
 
 export interface FleetOptions {
@@ -79,10 +82,22 @@ export interface FleetLab {
    * namespace; netem would also delay, but this kernel has no sch_netem). 0 removes the rule.
    */
   dropPackets(percent: number): Promise<void>;
+  /**
+   * Holds every packet each agent and the hub receive from the lab network for `ms` (both ways, so
+   * a round trip gains 2 x ms): netem's delay, done by lab/fleet/delay.py on NFQUEUE. Once per lab.
+   */
+  delayPackets(ms: number): Promise<void>;
   /** Stops ironic-api alone (lab/fleet/stop.sh STATE api); startApi() brings it back. */
   stopApi(): Promise<void>;
   startApi(): Promise<void>;
   conductorLog(n: number): string;
+  /**
+   * Stops node `uuid`'s agent and starts a new one, as a power cycle would (fake power does not:
+   * the agent outlives Ironic's reboots here, which a real node's ramdisk does not).
+   */
+  restartAgent(uuid: string): Promise<void>;
+  /** Copies what explains a failure (API and conductor logs, every agent's output, `why`) into `dir`. */
+  keepLogs(dir: string, why: string): void;
   stop(): Promise<void>;
 }
 
@@ -113,8 +128,11 @@ export async function startFleetLab(o: FleetOptions): Promise<FleetLab> {
   const agentNs: Netns[] = [];
   const disks: LoopDisk[] = [];
   let hub: Netns | undefined;
+  /** lab/fleet/delay.py while packets are delayed (delayPackets). */
+  let delayer: ResultPromise | undefined;
   // Synchronous teardown for a crash or Ctrl-C (teardown.ts); stop() is the orderly path.
   const unregister = onTeardown(`fleet lab ${stateDir}`, () => {
+    if (delayer?.pid && delayer.pid > 1) runSync('kill', [String(delayer.pid)]);
     runSync(join(FLEET, 'stop.sh'), [stateDir]);
     for (const ns of [...agentNs, hub]) {
       if (!ns) continue;
@@ -125,6 +143,8 @@ export async function startFleetLab(o: FleetOptions): Promise<FleetLab> {
     rmSync(stateDir, { recursive: true, force: true });
   });
   const stop = async () => {
+    delayer?.kill();
+    await delayer?.catch(() => undefined);
     await Promise.all(nodes.map((n) => n.agent.stop().catch(() => undefined)));
     await execa(join(FLEET, 'stop.sh'), [stateDir], { reject: false });
     await destroyNetns(...agentNs, hub);
@@ -177,7 +197,7 @@ export async function startFleetLab(o: FleetOptions): Promise<FleetLab> {
 
     // The agents' namespaces, MACs, addresses and disks (made one after another: cheap), then the
     // nodes enrolled and the agents started all at once.
-    const specs = [];
+    const specs: Array<Omit<FleetNode, 'uuid' | 'agent' | 'earlierOutput'>> = [];
     for (let i = 0; i < o.agents; i++) {
       const ns = await createNetns(`fa${o.tag}${i}`);
       agentNs.push(ns);
@@ -209,20 +229,18 @@ export async function startFleetLab(o: FleetOptions): Promise<FleetLab> {
         return uuid;
       },
     );
-    const agents = await Promise.all(
-      specs.map((s) =>
-        startAgent({
-          apiUrl,
-          mac: s.mac,
-          allowedDevices: [s.disk.device],
-          prefix: ['ip', 'netns', 'exec', s.ns.name],
-          listenHost: s.ip,
-          binary: o.binary,
-          env: { METAL_AGENT_LOG_LEVEL: 'info' },
-        }),
-      ),
-    );
-    specs.forEach((s, i) => nodes.push({ ...s, uuid: uuids[i]!, agent: agents[i]! }));
+    const agentFor = (s: { mac: string; disk: LoopDisk; ns: Netns; ip: string }) =>
+      startAgent({
+        apiUrl,
+        mac: s.mac,
+        allowedDevices: [s.disk.device],
+        prefix: ['ip', 'netns', 'exec', s.ns.name],
+        listenHost: s.ip,
+        binary: o.binary,
+        env: { METAL_AGENT_LOG_LEVEL: 'info' },
+      });
+    const agents = await Promise.all(specs.map(agentFor));
+    specs.forEach((s, i) => nodes.push({ ...s, uuid: uuids[i]!, agent: agents[i]!, earlierOutput: [] }));
     const hosts: Record<number, string> = {};
     for (const n of [1, 2]) hosts[n] = readFileSync(join(stateDir, `conductor-${n}.conf`), 'utf8').match(/^host = (.+)$/m)![1]!;
     const conductorPid = (n: number) => checkedPid(readFileSync(join(stateDir, `conductor-${n}.pid`), 'utf8'));
@@ -283,6 +301,23 @@ export async function startFleetLab(o: FleetOptions): Promise<FleetLab> {
           if (rules) await execa('ip', ['netns', 'exec', n.ns.name, 'nft', '-f', '-'], { input: rules });
         });
       },
+      async delayPackets(ms) {
+        if (delayer) throw new Error('packets are already delayed');
+        // --queue-bypass: should delay.py die, packets pass undelayed rather than being dropped.
+        const rule = (dev: string) => ['-A', 'INPUT', '-i', dev, '-j', 'NFQUEUE', '--queue-num', '0', '--queue-bypass'];
+        await hubNs.must('iptables', rule('br0'));
+        await inBatches(nodes, 8, (n) => n.ns.must('iptables', rule('eth0')));
+        const run = execa('/usr/bin/python3', [DELAY, '0', String(ms), hubNs.name, ...nodes.map((n) => n.ns.name)], { all: true });
+        delayer = run;
+        let said = '';
+        run.all?.on('data', (d: Buffer) => (said += d.toString()));
+        let ended = false;
+        run.catch(() => undefined).finally(() => (ended = true));
+        for (let i = 0; !said.includes('held'); i++) {
+          if (ended || i > 100) throw new Error(`lab/fleet/delay.py did not start: ${said}`);
+          await sleep(100);
+        }
+      },
       async stopApi() {
         await execa(join(FLEET, 'stop.sh'), [stateDir, 'api']);
       },
@@ -295,6 +330,27 @@ export async function startFleetLab(o: FleetOptions): Promise<FleetLab> {
         } catch {
           return '';
         }
+      },
+      async restartAgent(uuid) {
+        const node = nodes.find((n) => n.uuid === uuid);
+        if (!node) throw new Error(`no node ${uuid} in this lab`);
+        await node.agent.stop();
+        node.earlierOutput.push(node.agent.output());
+        node.agent = await agentFor(node);
+      },
+      keepLogs(dir, why) {
+        rmSync(dir, { recursive: true, force: true });
+        mkdirSync(dir, { recursive: true });
+        for (const f of ['api.log', 'conductor-1.log', 'conductor-2.log']) {
+          try {
+            cpSync(join(stateDir, f), join(dir, f));
+          } catch {
+            // not written
+          }
+        }
+        for (const x of nodes) writeFileSync(join(dir, `${x.name}-${x.uuid}.log`), [...x.earlierOutput, x.agent.output()].join('\n--- agent restarted ---\n'));
+        writeFileSync(join(dir, 'error.txt'), `${why}\n`);
+        console.error(`fleet lab: logs kept in ${dir}`);
       },
       stop,
     };

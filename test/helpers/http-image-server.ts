@@ -45,6 +45,8 @@ export interface RequestRecord {
   path: string;
   range?: string;
   status: number;
+  /** The client's address (which node asked). */
+  client?: string;
 }
 
 export class ImageServer {
@@ -91,7 +93,7 @@ export class ImageServer {
   private handle(req: IncomingMessage, res: ServerResponse): void {
     const path = new URL(req.url ?? '/', 'http://x').pathname;
     const file = this.files.get(path) ?? this.fromRoot(path);
-    const record: RequestRecord = { method: req.method, path, range: req.headers.range, status: 0 };
+    const record: RequestRecord = { method: req.method, path, range: req.headers.range, status: 0, client: req.socket.remoteAddress };
     this.requests.push(record);
     const reply = (status: number) => {
       record.status = status;

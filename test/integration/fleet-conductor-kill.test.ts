@@ -1,10 +1,10 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { execa } from 'execa';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startFleetLab, waitForAll, type FleetLab } from '../helpers/fleet-lab.ts';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { startFleetLab, type FleetLab } from '../helpers/fleet-lab.ts';
+import { fleetOperator, type FleetOperator } from '../helpers/fleet-operator.ts';
 import { makeRawImage, sha256File } from '../helpers/images.ts';
 import { teardownOnSignals } from '../helpers/teardown.ts';
 
@@ -23,6 +23,7 @@ import { teardownOnSignals } from '../helpers/teardown.ts';
 const N = 4;
 const IMAGE_MIB = 12;
 const DISK_MIB = 32;
+const LOGS_ON_FAILURE = 'build/fleet-conductor-kill-failure';
 
 interface Event {
   t: number;
@@ -40,46 +41,20 @@ describe('a fleet under a conductor kill (Ironic 21.4, two conductors, MariaDB, 
     timeline.push(e);
     console.log(`[fleet ${e.t.toFixed(1)}s] ${text}`);
   };
-  // The last state/conductor/reservation seen per node: every change goes into the timeline.
-  const last = new Map<string, string>();
-  const record = (nodes: Array<Record<string, any>>) => {
-    for (const n of nodes) {
-      const step = n.clean_step?.step ?? n.deploy_step?.step ?? '';
-      const now = `${n.provision_state}${step ? ` [${step}]` : ''}, conductor ${n.conductor ?? '-'}, lock ${n.reservation ?? '-'}${n.maintenance ? ', maintenance' : ''}`;
-      if (last.get(n.uuid) !== now) {
-        last.set(n.uuid, now);
-        note(`${n.name}: ${now}${n.last_error ? ` (last_error: ${n.last_error})` : ''}`);
-      }
-    }
-  };
-  const retried: string[] = [];
-
-  /**
-   * An operator's call right after a takeover: the API's hash ring can still name the dead conductor
-   * for a few seconds (until its heartbeat is heartbeat_timeout old and the ring is rebuilt), and the
-   * call then fails with 500 "Unable to establish connection" to that conductor's JSON-RPC port. The
-   * operator tries again; the test does too, for at most 60 s, and notes each such answer.
-   */
-  async function asOperator<T>(method: string, path: string, body?: unknown): Promise<T> {
-    const deadline = Date.now() + 60_000;
-    for (;;) {
-      try {
-        return await lab.api<T>(method, path, body);
-      } catch (err) {
-        const text = String((err as Error).message);
-        if (!/: 500 .*Unable to establish connection/.test(text) || Date.now() > deadline) throw err;
-        note(`${method} ${path}: the API still routes to the dead conductor (500 connection refused): again in 2 s`);
-        await sleep(2_000);
-      }
-    }
-  }
+  let op: FleetOperator;
 
   beforeAll(async () => {
     teardownOnSignals();
     await makeRawImage(image, IMAGE_MIB);
     lab = await startFleetLab({ agents: N, diskMiB: DISK_MIB, tag: 'k' });
+    op = fleetOperator(lab, note);
     note(`lab up: API ${lab.apiUrl}, conductors 1=${lab.conductorHosts[1]} (pid ${lab.conductorPid(1)}), 2=${lab.conductorHosts[2]} (pid ${lab.conductorPid(2)}); ${N} agents enrolled`);
   }, 300_000);
+
+  // A failed case keeps the lab's logs (API, conductors, every agent) where CI's artefacts are.
+  afterEach((ctx) => {
+    if (ctx.task.result?.state === 'fail' && lab) lab.keepLogs(LOGS_ON_FAILURE, `${ctx.task.name}\n\n${timeline.map((e) => `${e.t.toFixed(1)}s ${e.text}`).join('\n')}`);
+  });
 
   afterAll(async () => {
     await lab?.stop();
@@ -87,63 +62,12 @@ describe('a fleet under a conductor kill (Ironic 21.4, two conductors, MariaDB, 
     console.log(`fleet timeline:\n${timeline.map((e) => `  ${e.t.toFixed(1).padStart(6)}s  ${e.text}`).join('\n')}`);
   }, 120_000);
 
-  /**
-   * Waits for a node of the given phase to be in flight on some conductor, SIGKILLs that conductor,
-   * and returns its number. "In flight": a step running (`clean_step`/`deploy_step` set) while the node
-   * is in `activeState` or its wait state.
-   */
-  async function killMidway(states: string[], stepField: 'clean_step' | 'deploy_step'): Promise<number> {
-    const byHost = Object.fromEntries(Object.entries(lab.conductorHosts).map(([n, h]) => [h, Number(n)]));
-    let victim: number | undefined;
-    const deadline = Date.now() + 120_000;
-    while (victim === undefined) {
-      if (Date.now() > deadline) throw new Error(`no node reached ${states.join('/')} with a ${stepField} in 120 s`);
-      const nodes = await lab.listNodes();
-      record(nodes);
-      const busy = nodes.find((n) => states.includes(n.provision_state) && n[stepField]?.step && byHost[n.conductor] !== undefined);
-      if (busy) victim = byHost[busy.conductor];
-      else await sleep(200);
-    }
-    const pid = await lab.killConductor(victim!);
-    const nodes = await lab.listNodes();
-    const held = nodes.filter((n) => n.conductor === lab.conductorHosts[victim!]).map((n) => `${n.name} (${n.provision_state})`);
-    note(`SIGKILL conductor ${victim} (${lab.conductorHosts[victim!]}, pid ${pid}); it held ${held.join(', ') || 'none'}`);
-    record(nodes);
-    return victim!;
-  }
-
-  /** Waits until every node is in `goal`; nodes Ironic failed on the takeover are retried once each by `retry`. */
-  async function settle(goal: string, failed: string, retry: (uuid: string) => Promise<void>, timeoutSec: number) {
-    const done = new Set<string>();
-    await waitForAll(lab, [goal], timeoutSec, async (nodes) => {
-      record(nodes);
-      for (const n of nodes) {
-        if (n.provision_state !== failed || done.has(n.uuid)) continue;
-        done.add(n.uuid);
-        retried.push(`${n.name}: ${failed} (${n.last_error})`);
-        note(`${n.name} is ${failed} after the takeover (last_error: ${n.last_error}): retried as an operator would`);
-        await retry(n.uuid);
-      }
-    });
-  }
-
   it('cleans all nodes at once while a conductor dies mid-cleaning: all end available', async () => {
     await Promise.all(lab.nodes.map((n) => lab.api('PUT', `/v1/nodes/${n.uuid}/states/provision`, { target: 'provide' })));
     note('provide sent for all nodes');
-    const victim = await killMidway(['cleaning', 'clean wait'], 'clean_step');
+    const victim = await op.killMidway(['cleaning', 'clean wait'], 'clean_step');
     const survivor = victim === 1 ? 2 : 1;
-    await settle(
-      'available',
-      'clean failed',
-      async (uuid) => {
-        const n = await lab.api<Record<string, any>>('GET', `/v1/nodes/${uuid}?fields=maintenance`);
-        if (n.maintenance) await asOperator('DELETE', `/v1/nodes/${uuid}/maintenance`);
-        await asOperator('PUT', `/v1/nodes/${uuid}/states/provision`, { target: 'manage' });
-        await waitForAll(lab, ['manageable'], 60, record, [uuid]);
-        await asOperator('PUT', `/v1/nodes/${uuid}/states/provision`, { target: 'provide' });
-      },
-      240,
-    );
+    await op.settle('available', 'clean failed', op.recleanNode, 240);
     const nodes = await lab.listNodes();
     note(`all available; conductors now: ${nodes.map((n) => `${n.name}=${n.conductor}`).join(', ')}`);
     for (const n of nodes) {
@@ -156,21 +80,10 @@ describe('a fleet under a conductor kill (Ironic 21.4, two conductors, MariaDB, 
 
   it('deploys all nodes at once from one image server while a conductor dies mid-deploy: all end active, disks byte-identical', async () => {
     // Two conductors again: the killed one comes back under its own host name.
-    for (const n of [1, 2]) {
-      let alive = true;
-      try {
-        process.kill(lab.conductorPid(n), 0);
-      } catch {
-        alive = false;
-      }
-      if (!alive) {
-        await lab.startConductor(n);
-        note(`conductor ${n} (${lab.conductorHosts[n]}) started again, pid ${lab.conductorPid(n)}`);
-      }
-    }
+    await op.reviveConductors();
     const sha = await sha256File(image);
     const url = lab.serveImage(image);
-    const deploy = async (uuid: string) => asOperator<void>('PUT', `/v1/nodes/${uuid}/states/provision`, { target: 'active' });
+    const deploy = async (uuid: string) => op.call<void>('PUT', `/v1/nodes/${uuid}/states/provision`, { target: 'active' });
     await Promise.all(
       lab.nodes.map(async (n) => {
         await lab.api('PATCH', `/v1/nodes/${n.uuid}`, [
@@ -183,8 +96,8 @@ describe('a fleet under a conductor kill (Ironic 21.4, two conductors, MariaDB, 
     );
     await Promise.all(lab.nodes.map((n) => deploy(n.uuid)));
     note(`deploy sent for all nodes (${url}, sha256 ${sha.slice(0, 16)}...)`);
-    await killMidway(['deploying', 'wait call-back'], 'deploy_step');
-    await settle('active', 'deploy failed', deploy, 300);
+    await op.killMidway(['deploying', 'wait call-back'], 'deploy_step');
+    await op.settle('active', 'deploy failed', deploy, 300);
     const nodes = await lab.listNodes();
     note(`all active; conductors now: ${nodes.map((n) => `${n.name}=${n.conductor}`).join(', ')}`);
     // Every disk holds the image, byte for byte (the rest of the disk is past the image's end).
@@ -192,6 +105,6 @@ describe('a fleet under a conductor kill (Ironic 21.4, two conductors, MariaDB, 
       const { stdout } = await execa('sh', ['-c', `head -c ${IMAGE_MIB * 2 ** 20} ${n.disk.device} | sha256sum`]);
       expect(stdout.split(' ')[0], `${n.name} (${n.disk.device})`).toBe(sha);
     }
-    note(`every disk checked: ${lab.nodes.length} x sha256 ${sha.slice(0, 16)}...; retried: ${retried.join('; ') || 'none'}`);
+    note(`every disk checked: ${lab.nodes.length} x sha256 ${sha.slice(0, 16)}...; retried: ${op.retries.map((r) => `${r.name}: ${r.from} (${r.lastError})`).join('; ') || 'none'}`);
   }, 480_000);
 });
