@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { freePort } from '../test/helpers/ironic.ts';
 import { ImageServer } from '../test/helpers/http-image-server.ts';
+import { agentEnv } from '../test/helpers/agent-env.ts';
 
 const MiB = 1024 * 1024;
 
@@ -86,7 +87,7 @@ export async function deployPeaks(binary: string, sizeMiB: number): Promise<void
     const child = spawn(binary, [
       '--standalone', '--no-enable-auto-tls', '--cmdline-file', '/dev/null',
       '--listen-host', '127.0.0.1', '--listen-port', String(port), '--allowed-devices', loop,
-    ], { stdio: 'ignore', env: { ...process.env, METAL_AGENT_LOG_LEVEL: 'warn' } });
+    ], { stdio: 'ignore', env: { ...process.env, ...agentEnv(), METAL_AGENT_LOG_LEVEL: 'warn' } });
     const url = `http://127.0.0.1:${port}`;
     try {
       for (;;) {

@@ -24,6 +24,7 @@ import { parseArgs } from 'node:util';
 import { startFakeIronic, until } from '../test/helpers/fake-ironic.ts';
 import { freePort } from '../test/helpers/ironic.ts';
 import { REPO_ROOT } from '../test/helpers/netns.ts';
+import { agentEnv } from '../test/helpers/agent-env.ts';
 
 const { values } = parseArgs({
   options: {
@@ -83,7 +84,7 @@ async function agentIdle(cmd: string, pre: string[], probe: boolean): Promise<Sa
     '--api-url', ironic.url, '--cmdline-file', '/dev/null',
     '--listen-host', '127.0.0.1', '--listen-port', String(port), '--advertise-port', String(port),
     ...(values['no-tls'] ? ['--no-enable-auto-tls'] : []),
-  ], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, FP_OUT: out } });
+  ], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...agentEnv(), FP_OUT: out } });
   let err = '';
   child.stderr!.on('data', (d: Buffer) => (err = (err + d.toString()).slice(-4000)));
   try {

@@ -13,6 +13,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { REPO_ROOT } from '../test/helpers/netns.ts';
 import { DEFAULT_INITRD, startVm } from '../test/e2e/qemu.ts';
+import { agentEnv } from '../test/helpers/agent-env.ts';
 
 const { values } = parseArgs({
   options: {
@@ -50,7 +51,7 @@ async function hostStart(binary: string): Promise<{ ms: number; rssMiB: number; 
   const child = spawn(binary, [
     '--standalone', '--no-enable-auto-tls', '--cmdline-file', '/dev/null',
     '--listen-host', '127.0.0.1', '--listen-port', String(port),
-  ], { stdio: 'ignore' });
+  ], { stdio: 'ignore', env: { ...process.env, ...agentEnv() } });
   try {
     for (;;) {
       if (child.exitCode !== null) throw new Error(`${binary} exited with ${child.exitCode}`);

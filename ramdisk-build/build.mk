@@ -19,7 +19,7 @@ RAMDISK_SKIP_TOOLS ?= fio stress-ng
 export RAMDISK_SKIP_TOOLS
 
 AGENT_SOURCES := $(shell find src steps -name '*.ts' 2>/dev/null) package-lock.json
-RAMDISK_INPUTS := ramdisk-build/ramdisk.sh ramdisk-build/init ramdisk-build/udhcpc.script \
+RAMDISK_INPUTS := ramdisk-build/ramdisk.sh ramdisk-build/init ramdisk-build/udhcpc.script ramdisk-build/agent.env \
 	ramdisk-build/modules.txt ramdisk-build/list-tools.ts src/system/tools.ts
 
 .PHONY: binary kernel ramdisk ramdisk-deps node24 esp

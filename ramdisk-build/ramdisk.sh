@@ -140,6 +140,7 @@ depmod -b "$root" "$release"
 
 # --- the init and its configuration ----------------------------------------
 install -m 0755 "$here/init" "$root/init"
+install -m 0644 "$here/agent.env" "$root/etc/metal-agent.env"
 install -D -m 0755 "$here/udhcpc.script" "$root/usr/share/udhcpc/default.script"
 printf 'root:x:0:0:root:/root:/bin/sh\n' >"$root/etc/passwd"
 printf 'root:x:0:\ndisk:x:6:\n' >"$root/etc/group"

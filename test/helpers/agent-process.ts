@@ -2,6 +2,7 @@ import { resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execa, type ResultPromise } from 'execa';
 import { freePort } from './ironic.ts';
+import { agentEnv } from './agent-env.ts';
 
 // Runs the agent from source (tsx) as a separate process, the way a ramdisk
 // would, with the safety flags every test must give: the loop devices it may
@@ -60,7 +61,7 @@ export async function startAgent(opts: AgentProcessOptions): Promise<AgentProces
     reject: false,
     all: true,
     buffer: false,
-    env: { METAL_AGENT_LOG_LEVEL: 'debug', ...(opts.env ?? {}) },
+    env: { ...agentEnv(), METAL_AGENT_LOG_LEVEL: 'debug', ...(opts.env ?? {}) },
   });
   child.all?.on('data', (d: Buffer) => {
     out += d.toString();
