@@ -127,7 +127,8 @@ export function buildApi(deps: ApiDeps, opts: ApiOptions = {}): ApiServer {
     requestTimeout,
     keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS,
     clientErrorHandler: answerClientError,
-    maxParamLength: MAX_COMMAND_ID_LENGTH,
+    // Fastify 5.x takes router settings here (the top-level maxParamLength is deprecated: FSTDEP022).
+    routerOptions: { maxParamLength: MAX_COMMAND_ID_LENGTH },
     frameworkErrors: answerFrameworkError,
   } as const;
   // An https.Server is an http.Server to its users (Node types it so), so
