@@ -44,7 +44,7 @@
 //   npx tsx bench/fleet-soak.ts [--agents 40] [--minutes 60] [--sample-sec 60] [--binary build/metal-agent]
 //        [--warmup-min 5] [--agent-timeout-sec 10] [--idle-state available|manageable]
 //        [--rss-tol-mib 2] [--fleet-tol-pct 2] [--logs-on-failure build/fleet-soak-failure]
-import { closeSync, cpSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, readSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, openSync, readdirSync, readFileSync, readlinkSync, readSync, realpathSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -227,25 +227,14 @@ function tail(path: string): () => string[] {
   };
 }
 
-/** Copies what explains a failed soak out of the lab before stop() removes it. */
+/** Keeps the lab's logs (lab.keepLogs) and every sample before stop() removes the lab. */
 function keepLogs(lab: FleetLab, why: string, samples: Sample[]): void {
   const dir = values['logs-on-failure']!;
-  rmSync(dir, { recursive: true, force: true });
-  mkdirSync(dir, { recursive: true });
-  for (const f of ['api.log', 'conductor-1.log', 'conductor-2.log']) {
-    try {
-      cpSync(join(lab.stateDir, f), join(dir, f));
-    } catch {
-      // not written
-    }
-  }
-  for (const x of lab.nodes) writeFileSync(join(dir, `${x.name}-${x.uuid}.log`), x.agent.output());
+  lab.keepLogs(dir, why);
   writeFileSync(
     join(dir, 'samples.json'),
     JSON.stringify(samples.map((s) => ({ ...s, heartbeats: Object.fromEntries(s.heartbeats) })), null, 1),
   );
-  writeFileSync(join(dir, 'error.txt'), `${why}\n`);
-  console.error(`fleet soak: the lab's logs and every sample are in ${dir}`);
 }
 
 const HEADER =

@@ -27,9 +27,8 @@
 // Root is needed (loop devices). Everything is created under a temp dir and
 // removed at the end; only 127.0.0.1 is used.
 
-import { createHash, randomBytes } from 'node:crypto';
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, openSync, closeSync, writeSync, writeFileSync, ftruncateSync, rmSync } from 'node:fs';
+import { mkdtempSync, openSync, closeSync, writeFileSync, ftruncateSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -101,24 +100,6 @@ function timeShell(cmd: string): Promise<number> {
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const mbps = (bytes: number, ms: number) => (bytes / MiB / (ms / 1000)).toFixed(0);
 
-/** Random-looking, incompressible data, fast to make: a random pool with every MiB stamped differently. */
-function makeImage(path: string, size: number): string {
-  const pool = randomBytes(64 * MiB);
-  const fd = openSync(path, 'w');
-  const hash = createHash('sha256');
-  const block = Buffer.allocUnsafe(MiB);
-  for (let off = 0; off < size; off += MiB) {
-    const n = Math.min(MiB, size - off);
-    pool.copy(block, 0, off % (64 * MiB), (off % (64 * MiB)) + n);
-    block.writeDoubleLE(off, 0);
-    block.writeDoubleLE(Math.random(), 8);
-    hash.update(block.subarray(0, n));
-    writeSync(fd, block, 0, n);
-  }
-  closeSync(fd);
-  return hash.digest('hex');
-}
-
 async function main(): Promise<void> {
   if (args.includes('--child')) return child();
   const sizeMiB = flag('size-mib', 2048);
@@ -128,6 +109,7 @@ async function main(): Promise<void> {
   const size = sizeMiB * MiB;
   const work = mkdtempSync(join(tmpdir(), 'bench-image-write-'));
   const { ImageServer } = await import('../test/helpers/http-image-server.ts');
+  const { makeImage } = await import('./standalone-writes.ts');
   const server = await new ImageServer().start();
   let loop: string | undefined;
   const cleanUp = () => {
@@ -144,7 +126,7 @@ async function main(): Promise<void> {
   try {
     console.log(`making a ${sizeMiB} MiB image...`);
     const rawPath = join(work, 'image.raw');
-    const rawSha = makeImage(rawPath, size);
+    const rawSha = makeImage(rawPath, size, 64 * MiB);
     const qcowPath = join(work, 'image.qcow2');
     execFileSync('qemu-img', ['convert', '-f', 'raw', '-O', 'qcow2', rawPath, qcowPath]);
     const qcowSha = execFileSync('sha256sum', [qcowPath]).toString().split(' ')[0]!;
@@ -250,7 +232,7 @@ async function main(): Promise<void> {
     // eighth of the size should peak at the same RSS.
     const smallMiB = Math.max(64, sizeMiB / 8);
     const smallPath = join(work, 'small.raw');
-    const smallSha = makeImage(smallPath, smallMiB * MiB);
+    const smallSha = makeImage(smallPath, smallMiB * MiB, 64 * MiB);
     const smallQcow = join(work, 'small.qcow2');
     execFileSync('qemu-img', ['convert', '-f', 'raw', '-O', 'qcow2', smallPath, smallQcow]);
     const smallQcowSha = execFileSync('sha256sum', [smallQcow]).toString().split(' ')[0]!;
