@@ -22,7 +22,7 @@ export interface BlockSinkOptions {
   offset?: number;
   /** Refuse to write beyond this many bytes from `offset`. */
   maxBytes: number;
-  /** Size of each write; default 8 MiB. */
+  /** Size of each write; default DEFAULT_WRITE_BYTES (4 MiB). */
   writeBytes?: number;
   /** Writes allowed in flight at once; default 2. */
   inFlight?: number;
@@ -47,6 +47,13 @@ export interface BlockSinkOptions {
 
 const MiB = 1024 * 1024;
 
+/**
+ * One write's size, and one buffer's: (inFlight + 1) of them are most of what a write adds to the
+ * agent's RSS. 4 MiB (dd's bs=4M, the disk floor's own size) rather than 8: the raw write's peak
+ * fell by ~12 MiB and its time did not move beyond the noise (docs/footprint.md).
+ */
+const DEFAULT_WRITE_BYTES = 4 * MiB;
+
 /** Unit for O_DIRECT sizes and offsets: a multiple of every logical block size in use. */
 const DIRECT_UNIT = 4096;
 
@@ -54,7 +61,7 @@ const DIRECT_UNIT = 4096;
  * Write buffers of earlier writes, whole (unaligned) SharedArrayBuffers, kept
  * for the next sink of the process. Only a major GC frees a SharedArrayBuffer
  * and an idle agent rarely runs one, so every write_image used to leave its
- * (inFlight + 1) x 8 MiB behind and the next one allocated a fresh set on top
+ * (inFlight + 1) write buffers behind and the next one allocated a fresh set on top
  * (docs/footprint.md). Bounded: at most MAX_SPARE are kept.
  */
 const spare: Buffer[] = [];
@@ -177,7 +184,7 @@ export class BlockSink {
     /** Set when `fh` is O_DIRECT: reads for buffer alignment. */
     private readonly probe?: FileHandle,
   ) {
-    this.writeBytes = opts.writeBytes ?? 8 * MiB;
+    this.writeBytes = opts.writeBytes ?? DEFAULT_WRITE_BYTES;
     this.maxInFlight = Math.max(1, opts.inFlight ?? 2);
     this.headChecked = !opts.beforeFirstWrite;
     this.buffers = new WriteBufferPool(this.writeBytes, () => this.newBuffer());
@@ -204,7 +211,7 @@ export class BlockSink {
   static async open(opts: BlockSinkOptions): Promise<BlockSink> {
     let fh: FileHandle;
     const blockDevice = !opts.createFile && (await isBlockDevice(opts.path));
-    const aligned = (opts.offset ?? 0) % DIRECT_UNIT === 0 && (opts.writeBytes ?? 8 * MiB) % DIRECT_UNIT === 0;
+    const aligned = (opts.offset ?? 0) % DIRECT_UNIT === 0 && (opts.writeBytes ?? DEFAULT_WRITE_BYTES) % DIRECT_UNIT === 0;
     // O_EXCL on a block device (without O_CREAT) is the kernel's "nobody has
     // it mounted or claimed" check: a mounted disk fails with EBUSY.
     const flags = opts.createFile
