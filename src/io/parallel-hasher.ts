@@ -1,5 +1,5 @@
 import { Worker } from 'node:worker_threads';
-import { ImageChecksumError } from './errors.ts';
+import { checkDigest, type ImageHasher } from './hasher.ts';
 import type { HashAlgo } from './checksum.ts';
 
 // Hashing on a worker thread, so the digest (≈0.5 s of CPU per GiB for
@@ -30,7 +30,7 @@ parentPort.on('message', (m) => {
 const BATCH = 4 * 1024 * 1024;
 const BATCHES = 3;
 
-export class ParallelHasher {
+export class ParallelHasher implements ImageHasher {
   private readonly worker: Worker;
   private readonly ids = new WeakMap<SharedArrayBuffer, number>();
   private nextId = 0;
@@ -145,10 +145,7 @@ export class ParallelHasher {
   }
 
   async verify(expected: string | undefined): Promise<void> {
-    const actual = await this.hex();
-    if (expected !== undefined && actual !== expected.trim().toLowerCase()) {
-      throw new ImageChecksumError(this.algo, expected, actual);
-    }
+    checkDigest(this.algo, expected, await this.hex());
   }
 
   close(): void {

@@ -27,7 +27,8 @@ import {
 } from './format-detect.ts';
 import { checkStaged, convertOnto, stagedSpec, type StagedImage } from './qemu-convert.ts';
 import { fetchToBuffer, openImageSource, type ImageSource, type SourceOptions } from './source.ts';
-import { ParallelHasher } from './parallel-hasher.ts';
+import type { ImageHasher } from './hasher.ts';
+import { newImageHasher } from './image-hasher.ts';
 import { peek, tap, through } from './stream-utils.ts';
 
 // write_image's data path: one pass over the bytes as served — hash, inspect,
@@ -123,7 +124,7 @@ export async function writeImage(req: WriteImageRequest): Promise<WriteImageResu
   const opts = sourceOptions(req);
   const expected = await resolveChecksum(req.checksum, req.urls[0] ?? '', opts);
   if (!expected) log.warn({ urls: req.urls }, 'no image checksum given: computing sha256 without verifying');
-  const hasher = new ParallelHasher(expected?.algo ?? 'sha256');
+  const hasher = newImageHasher(expected?.algo ?? 'sha256');
 
   const src = await openImageSource(req.urls, opts);
   let served = 0;
@@ -215,7 +216,7 @@ class Job {
   constructor(
     private readonly req: WriteImageRequest,
     private readonly src: ImageSource,
-    private readonly hasher: ParallelHasher,
+    private readonly hasher: ImageHasher,
     private readonly expected: string | undefined,
   ) {}
 

@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { ParallelHasher } from '../../src/io/parallel-hasher.ts';
+import { InlineHasher, newImageHasher } from '../../src/io/image-hasher.ts';
 import { ImageChecksumError } from '../../src/io/errors.ts';
 
 describe('ParallelHasher', () => {
@@ -22,5 +23,31 @@ describe('ParallelHasher', () => {
     const h = new ParallelHasher('md5');
     await h.update(Buffer.from('abc'));
     await expect(h.verify('d41d8cd98f00b204e9800998ecf8427e')).rejects.toBeInstanceOf(ImageChecksumError);
+  });
+});
+
+describe('newImageHasher', () => {
+  it('hashes on a worker thread where there are two CPUs, inline where there is one, to the same digest', async () => {
+    const data = randomBytes(3 * 1024 * 1024 + 7);
+    const shared = Buffer.from(new SharedArrayBuffer(data.length));
+    data.copy(shared);
+    const digests: string[] = [];
+    for (const cpus of [1, 2]) {
+      const h = newImageHasher('sha256', cpus);
+      expect(h).toBeInstanceOf(cpus === 1 ? InlineHasher : ParallelHasher);
+      await h.update(data.subarray(0, 100_003));
+      h.flush();
+      await h.hashShared(shared.subarray(100_003));
+      digests.push(await h.hex());
+      h.close();
+    }
+    expect(digests).toEqual([createHash('sha256').update(data).digest('hex'), createHash('sha256').update(data).digest('hex')]);
+  });
+
+  it('inline: fails verification on a different digest, passes on the same in any case', async () => {
+    const h = new InlineHasher('md5');
+    await h.update(Buffer.from('abc'));
+    await expect(h.verify('d41d8cd98f00b204e9800998ecf8427e')).rejects.toBeInstanceOf(ImageChecksumError);
+    await expect(h.verify(' 900150983CD24FB0D6963F7D28E17F72 ')).resolves.toBeUndefined();
   });
 });
