@@ -22,7 +22,7 @@ export interface BlockSinkOptions {
   offset?: number;
   /** Refuse to write beyond this many bytes from `offset`. */
   maxBytes: number;
-  /** Size of each write; default DEFAULT_WRITE_BYTES (4 MiB). */
+  /** Size of each write; default DEFAULT_WRITE_BYTES (8 MiB). */
   writeBytes?: number;
   /** Writes allowed in flight at once; default 2. */
   inFlight?: number;
@@ -49,10 +49,10 @@ const MiB = 1024 * 1024;
 
 /**
  * One write's size, and one buffer's: (inFlight + 1) of them are most of what a write adds to the
- * agent's RSS. 4 MiB (dd's bs=4M, the disk floor's own size) rather than 8: the raw write's peak
- * fell by ~12 MiB and its time did not move beyond the noise (docs/footprint.md).
+ * agent's RSS. 4 MiB would take ~12 MiB off the peak, but 3 of 4 A/B runs on this rig timed it
+ * ~10% slower (docs/footprint.md, lever 7), and the write is already below its floors.
  */
-const DEFAULT_WRITE_BYTES = 4 * MiB;
+const DEFAULT_WRITE_BYTES = 8 * MiB;
 
 /** Unit for O_DIRECT sizes and offsets: a multiple of every logical block size in use. */
 const DIRECT_UNIT = 4096;
