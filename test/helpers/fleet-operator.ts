@@ -108,10 +108,11 @@ export function fleetOperator(lab: FleetLab, note: (text: string) => void): Flee
       const tries = new Map<string, number>();
       await waitForAll(lab, [goal], timeoutSec, async (nodes) => {
         record(nodes);
-        // The nodes failed by one fault are retried side by side (a manage waits for its node).
+        // The nodes failed by one fault are retried side by side (a manage waits for its node),
+        // each once its conductor has let go: Ironic saves a failure in steps under the lock.
         await Promise.all(
           nodes
-            .filter((n) => n.provision_state === failed)
+            .filter((n) => n.provision_state === failed && !n.reservation)
             .map((n) => {
               const done = tries.get(n.uuid) ?? 0;
               if (done >= maxRetries) throw new Error(`${n.name}: ${failed} again after ${done} retries: ${n.last_error}`);

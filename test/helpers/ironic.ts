@@ -136,11 +136,14 @@ export async function startIronic(opts: IronicOptions = {}): Promise<Ironic> {
       while (Date.now() < deadline) {
         last = await node(uuid);
         await opts.onNode?.(last);
-        if (states.includes(last.provision_state)) return last;
+        // Settled only once the conductor has let go of the node too: a failure is saved in steps
+        // (21.4's set_failed_state stores 'deploy failed', then a failed power-off's own last_error,
+        // then the deploy's), and a read inside that window sees the wrong error.
+        if (states.includes(last.provision_state) && !last.reservation) return last;
         await sleep(opts.everyMs ?? 500);
       }
       throw new Error(
-        `node ${uuid} did not reach ${states.join('/')} in ${timeoutSec}s: state ${last.provision_state}, last_error ${last.last_error}`,
+        `node ${uuid} did not reach ${states.join('/')} (unlocked) in ${timeoutSec}s: state ${last.provision_state}, lock ${last.reservation ?? '-'}, last_error ${last.last_error}`,
       );
     },
     async enroll(mac, o = {}) {
