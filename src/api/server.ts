@@ -7,6 +7,7 @@ import { log } from '../log.ts';
 import { MAX_CONFIG_DRIVE_BYTES } from '../system/configdrive.ts';
 import { CommandEngine, CommandRejected, type Rejection } from '../commands/engine.ts';
 import { HttpFault } from './faults.ts';
+import { typeboxSchemaController } from './schema-compilers.ts';
 import type { TokenKeeper } from './token.ts';
 import { TLS_SERVER_OPTIONS, type TlsMaterial } from './tls.ts';
 
@@ -130,6 +131,7 @@ export function buildApi(deps: ApiDeps, opts: ApiOptions = {}): ApiServer {
     // Fastify 5.x takes router settings here (the top-level maxParamLength is deprecated: FSTDEP022).
     routerOptions: { maxParamLength: MAX_COMMAND_ID_LENGTH },
     frameworkErrors: answerFrameworkError,
+    schemaController: typeboxSchemaController,
   } as const;
   // An https.Server is an http.Server to its users (Node types it so), so
   // both branches are the one ApiServer type.
