@@ -4,12 +4,12 @@
 // write_image through its API, as Ironic's direct deploy asks, while VmRSS is
 // sampled every 20 ms.
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ImageServer } from '../test/helpers/http-image-server.ts';
-import { MiB, directLoop, makeImage, procStatus, sha256File, startStandaloneAgent, withPeaks, writeThroughApi, type TestImage } from './standalone-writes.ts';
+import { MiB, directLoop, removeRig, makeImage, procStatus, sha256File, startStandaloneAgent, withPeaks, writeThroughApi, type TestImage } from './standalone-writes.ts';
 
 export async function deployPeaks(binary: string, sizeMiB: number): Promise<void> {
   const work = mkdtempSync(join(tmpdir(), 'metal-agent-footprint-deploy-'));
@@ -42,8 +42,6 @@ export async function deployPeaks(binary: string, sizeMiB: number): Promise<void
       await agent.stop();
     }
   } finally {
-    await server.stop();
-    if (loop) execFileSync('losetup', ['-d', loop]);
-    rmSync(work, { recursive: true, force: true });
+    await removeRig(server, [loop], work);
   }
 }

@@ -17,7 +17,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { ImageServer } from '../test/helpers/http-image-server.ts';
 import { REPO_ROOT } from '../test/helpers/netns.ts';
-import { MiB, directLoop, makeImage, procStatus, sha256File, startStandaloneAgent, withPeaks, writeThroughApi, type TestImage } from './standalone-writes.ts';
+import { MiB, directLoop, removeRig, makeImage, procStatus, sha256File, startStandaloneAgent, withPeaks, writeThroughApi, type TestImage } from './standalone-writes.ts';
 
 const { values } = parseArgs({
   options: {
@@ -119,7 +119,5 @@ try {
     await agent.stop();
   }
 } finally {
-  await server.stop();
-  if (loop) execFileSync('losetup', ['-d', loop]);
-  rmSync(work, { recursive: true, force: true });
+  await removeRig(server, [loop], work);
 }

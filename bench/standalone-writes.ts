@@ -3,12 +3,19 @@
 // and write_image asked of it through its API as Ironic's direct deploy asks, then polled to its end.
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { freePort } from '../test/helpers/ironic.ts';
 import { agentEnv } from '../test/helpers/agent-env.ts';
 
 export const MiB = 1024 * 1024;
+
+/** Ends a bench's rig: the image server stopped, its loop devices detached, its scratch directory removed. */
+export async function removeRig(server: { stop(): Promise<unknown> }, loops: Array<string | undefined>, work: string): Promise<void> {
+  await server.stop();
+  for (const loop of loops) if (loop) execFileSync('losetup', ['-d', loop]);
+  rmSync(work, { recursive: true, force: true });
+}
 
 /** Incompressible data, fast to make: a random pool with every MiB stamped differently; returns its sha256. */
 export function makeImage(path: string, size: number, poolBytes = 16 * MiB): string {

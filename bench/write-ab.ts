@@ -8,13 +8,12 @@
 //
 //   npx tsx bench/write-ab.ts --binary A --binary B [--mib 2048] [--rounds 4]
 //   npx tsx bench/write-ab.ts --binary A --env X=1 --env X=2
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ImageServer } from '../test/helpers/http-image-server.ts';
-import { MiB, directLoop, makeImage, procStatus, startStandaloneAgent, withPeaks, writeThroughApi, type StandaloneAgent } from './standalone-writes.ts';
+import { MiB, directLoop, removeRig, makeImage, procStatus, startStandaloneAgent, withPeaks, writeThroughApi, type StandaloneAgent } from './standalone-writes.ts';
 
 const { values } = parseArgs({
   options: {
@@ -66,7 +65,5 @@ try {
   }
 } finally {
   for (const k of kids) await k.agent.stop();
-  await server.stop();
-  for (const l of loops) execFileSync('losetup', ['-d', l]);
-  rmSync(work, { recursive: true, force: true });
+  await removeRig(server, loops, work);
 }
