@@ -36,7 +36,12 @@ export async function deployPeaks(binary: string, sizeMiB: number): Promise<void
         const before = procStatus(pid);
         const { result, peakRss, peakAnon } = await withPeaks(pid, () => writeThroughApi(agent.url, img));
         const m = (k: number) => (k / 1024).toFixed(1);
-        console.log(`  ${img.label}: RSS before ${m(before.rss)} MiB, peak during ${m(peakRss)} MiB (+${m(peakRss - before.rss)}); anonymous ${m(before.anon)} -> ${m(peakAnon)} MiB; ${(result.ms / 1000).toFixed(1)} s`);
+        await sleep(3000); // the agent gives a command's memory back when it ends (lever 12): what stays
+        const after = procStatus(pid);
+        console.log(
+          `  ${img.label}: RSS before ${m(before.rss)} MiB, peak during ${m(peakRss)} MiB (+${m(peakRss - before.rss)}), 3 s after ${m(after.rss)} MiB;` +
+            ` anonymous ${m(before.anon)} -> ${m(peakAnon)} MiB; ${(result.ms / 1000).toFixed(1)} s`,
+        );
       }
     } finally {
       await agent.stop();

@@ -17,6 +17,8 @@ import { postInspectionWithRetry } from './conductor/inspection-post.ts';
 import { ConductorSession } from './conductor/session.ts';
 import { discoverConductor } from './conductor/mdns.ts';
 import { splitZone } from './base/url-zone.ts';
+import { fullGc } from './base/full-gc.ts';
+import { dropSpareWriteBuffers } from './io/index.ts';
 import { classifyIp } from './system/network/addresses.ts';
 import { prepareDhcpLessNetwork } from './system/network/bring-up.ts';
 import { namedNetns } from './system/network/guard.ts';
@@ -75,6 +77,13 @@ export class Agent implements CommandHost {
       if (!wasAsync) return;
       this.nodeSession.agentStatus = result.command_status === 'FAILED' ? 'error' : 'end';
       this.session?.heartbeatNow();
+      // A long command (a write, an erase, a step) is over: its buffers go back to the system now,
+      // not at some later GC, so a node idling in a fast-track pool is back at its idle size.
+      setImmediate(() => {
+        const spareBytes = dropSpareWriteBuffers();
+        const ms = fullGc();
+        log.debug({ command: result.command_name, spareBytes, gcMs: Math.round(ms) }, 'memory given back after a command');
+      });
     });
   }
 

@@ -85,6 +85,16 @@ function keepSpare(b: Buffer): void {
   spare.push(raw);
 }
 
+/**
+ * Lets go of the spare write buffers (their memory returns at the next major GC): once no write is
+ * expected soon, e.g. when write_image has ended. Returns how many bytes they held.
+ */
+export function dropSpareWriteBuffers(): number {
+  const bytes = spare.reduce((sum, b) => sum + b.length, 0);
+  spare.length = 0;
+  return bytes;
+}
+
 /** How many spare write buffers the process holds, or of `bytes` each (whole buffers; tests). */
 export function spareWriteBuffers(bytes?: number): number {
   return spare.filter((b) => bytes === undefined || b.length === bytes).length;

@@ -5,7 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { BlockSink, spareWriteBuffers } from '../../src/io/block-sink.ts';
+import { BlockSink, dropSpareWriteBuffers, spareWriteBuffers } from '../../src/io/block-sink.ts';
 import { ImageTooLargeError } from '../../src/io/errors.ts';
 import { openImageSource } from '../../src/io/source.ts';
 
@@ -70,6 +70,21 @@ describe('BlockSink (file target)', () => {
     await third.write(image(3));
     await third.abort();
     expect(spareWriteBuffers()).toBeLessThan(held);
+  });
+
+  it('lets go of every spare when told (the agent does when a command ends), and the next sink makes its own', async () => {
+    const writeBytes = 224 * 1024; // a size no other test uses
+    const sink = await BlockSink.open({ path: join(dir, 'd4'), createFile: true, maxBytes: 1 << 30, writeBytes });
+    await sink.write(Buffer.alloc(3 * writeBytes, 4));
+    await sink.finish();
+    expect(spareWriteBuffers(writeBytes)).toBeGreaterThan(0);
+    const held = spareWriteBuffers(writeBytes) * writeBytes;
+    expect(dropSpareWriteBuffers()).toBeGreaterThanOrEqual(held);
+    expect(spareWriteBuffers()).toBe(0);
+    const next = await BlockSink.open({ path: join(dir, 'd5'), createFile: true, maxBytes: 1 << 30, writeBytes });
+    await next.write(Buffer.alloc(2 * writeBytes + 7, 5));
+    await next.finish();
+    expect(readFileSync(join(dir, 'd5')).equals(Buffer.alloc(2 * writeBytes + 7, 5))).toBe(true);
   });
 
   it('gets back every write buffer the source read into, as write_image uses them (none left to the GC)', async () => {
