@@ -49,8 +49,8 @@ const MiB = 1024 * 1024;
 
 /**
  * One write's size, and one buffer's: (inFlight + 1) of them are most of what a write adds to the
- * agent's RSS. 4 MiB would take ~12 MiB off the peak, but 3 of 4 A/B runs on this rig timed it
- * ~10% slower (docs/footprint.md, lever 7), and the write is already below its floors.
+ * agent's RSS. 4 MiB takes 5-10 MiB off the peak but was timed 8% slower on two CPUs and 24%
+ * on one, on a quiet machine (docs/footprint.md, lever 7), and the write is already below its floors.
  */
 const DEFAULT_WRITE_BYTES = 8 * MiB;
 
