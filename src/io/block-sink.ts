@@ -63,9 +63,9 @@ const DIRECT_UNIT = 4096;
  * and an idle agent rarely runs one, so every write_image used to leave its
  * (inFlight + 1) write buffers behind and the next one allocated a fresh set on top
  * (docs/footprint.md). Bounded: at most MAX_SPARE are kept. Since the agent drops
- * them and runs a full GC when a command ends (lever 12), they serve only code that
- * writes several images in one process without that hook (bench/image-write.ts's
- * child); in the agent, whose write_image opens one sink, the list could now go.
+ * them and runs a full GC when a command ends (lever 12) and its write_image opens
+ * one sink, the agent no longer hands buffers from one sink to another: the list
+ * serves only callers of writeImage outside the agent, and could now go.
  */
 const spare: Buffer[] = [];
 const MAX_SPARE = 4;
