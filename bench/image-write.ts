@@ -22,7 +22,7 @@
 // --floors-only runs just that comparison; --cpu-prof DIR has each agent child
 // write V8 CPU profiles (main thread and hash worker) into DIR.
 //
-//   npx tsx bench/image-write.ts [--size-mib 2048] [--repeats 5] [--write-mib 8] [--in-flight 2] [--floors-only] [--cpu-prof DIR]
+//   npx tsx bench/image-write.ts [--size-mib 2048] [--repeats 5] [--write-mib 4] [--in-flight 2] [--floors-only] [--cpu-prof DIR]
 //
 // Root is needed (loop devices). Everything is created under a temp dir and
 // removed at the end; only 127.0.0.1 is used.
@@ -105,7 +105,9 @@ async function main(): Promise<void> {
   const sizeMiB = flag('size-mib', 2048);
   const repeats = flag('repeats', 5);
   const floorsOnly = args.includes('--floors-only');
-  const tuning = { writeBytes: flag('write-mib', 8) * MiB, inFlight: flag('in-flight', 2) };
+  const { DEFAULT_WRITE_BYTES, DEFAULT_WRITE_BUFFERS } = await import('../src/io/block-sink.ts');
+  // The agent's own write size and buffer count unless asked for others.
+  const tuning = { writeBytes: flag('write-mib', DEFAULT_WRITE_BYTES / MiB) * MiB, inFlight: flag('in-flight', DEFAULT_WRITE_BUFFERS) };
   const size = sizeMiB * MiB;
   const work = mkdtempSync(join(tmpdir(), 'bench-image-write-'));
   const { ImageServer } = await import('../test/helpers/http-image-server.ts');

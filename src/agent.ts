@@ -18,7 +18,6 @@ import { ConductorSession } from './conductor/session.ts';
 import { discoverConductor } from './conductor/mdns.ts';
 import { splitZone } from './base/url-zone.ts';
 import { fullGc } from './base/full-gc.ts';
-import { dropSpareWriteBuffers } from './io/index.ts';
 import { classifyIp } from './system/network/addresses.ts';
 import { prepareDhcpLessNetwork } from './system/network/bring-up.ts';
 import { namedNetns } from './system/network/guard.ts';
@@ -80,9 +79,8 @@ export class Agent implements CommandHost {
       // A long command (a write, an erase, a step) is over: its buffers go back to the system now,
       // not at some later GC, so a node idling in a fast-track pool is back at its idle size.
       setImmediate(() => {
-        const spareBytes = dropSpareWriteBuffers();
         const ms = fullGc();
-        log.debug({ command: result.command_name, spareBytes, gcMs: Math.round(ms) }, 'memory given back after a command');
+        log.debug({ command: result.command_name, gcMs: Math.round(ms) }, 'memory given back after a command');
       });
     });
   }

@@ -2,7 +2,7 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 
 // A full garbage collection on demand. A command's big buffers (the image
-// pipeline's 8 MiB write buffers are SharedArrayBuffers) go back to the
+// pipeline's write buffers are SharedArrayBuffers) go back to the
 // system only when a major GC frees them, and an idle agent heartbeating
 // rarely runs one: its RSS kept what its last write used until the next write
 // (docs/footprint.md, lever 12). The agent runs one when a long command ends.

@@ -3,7 +3,7 @@ import { open, stat, type FileHandle } from 'node:fs/promises';
 import { ImageTooLargeError, ImageWriteError } from './errors.ts';
 
 // The end of the pipeline: bytes go to a block device (or a staging file) in
-// large positional writes. Memory is bounded by (inFlight + 1) write buffers
+// large positional writes. Memory is bounded by inFlight write buffers
 // whatever the image size; a write past `maxBytes` fails before it happens;
 // nothing counts as written until fdatasync has returned.
 
@@ -22,9 +22,9 @@ export interface BlockSinkOptions {
   offset?: number;
   /** Refuse to write beyond this many bytes from `offset`. */
   maxBytes: number;
-  /** Size of each write; default DEFAULT_WRITE_BYTES (8 MiB). */
+  /** Size of each write; default DEFAULT_WRITE_BYTES (4 MiB). */
   writeBytes?: number;
-  /** Writes allowed in flight at once; default 2. */
+  /** Write buffers in all: while one is being filled the others are written; default 2. */
   inFlight?: number;
   /** Create/truncate a regular file instead of opening an existing device. */
   createFile?: boolean;
@@ -48,59 +48,21 @@ export interface BlockSinkOptions {
 const MiB = 1024 * 1024;
 
 /**
- * One write's size, and one buffer's: (inFlight + 1) of them are most of what a write adds to the
- * agent's RSS. 4 MiB takes 5-10 MiB off the peak but was timed 8% slower on two CPUs and 24%
- * on one, on a quiet machine (docs/footprint.md, lever 7), and the write is already below its floors.
+ * One write's size, and one buffer's: inFlight of them are most of what a write adds to the
+ * agent's RSS. 4 MiB used to be slower than 8 (docs/footprint.md, lever 7: 8-24%) while the
+ * hash ran before each write was handed to the kernel; with the write handed over first and two
+ * buffers, 4 MiB took the same time as 8 on one CPU and two (lever 13).
  */
-const DEFAULT_WRITE_BYTES = 8 * MiB;
+export const DEFAULT_WRITE_BYTES = 4 * MiB;
+/** Write buffers, by default: one filled while the other is written. */
+export const DEFAULT_WRITE_BUFFERS = 2;
 
 /** Unit for O_DIRECT sizes and offsets: a multiple of every logical block size in use. */
 const DIRECT_UNIT = 4096;
 
-/**
- * Write buffers of earlier writes, whole (unaligned) SharedArrayBuffers, kept
- * for the next sink of the process. Only a major GC frees a SharedArrayBuffer
- * and an idle agent rarely runs one, so every write_image used to leave its
- * (inFlight + 1) write buffers behind and the next one allocated a fresh set on top
- * (docs/footprint.md). Bounded: at most MAX_SPARE are kept. Since the agent drops
- * them and runs a full GC when a command ends (lever 12) and its write_image opens
- * one sink, the agent no longer hands buffers from one sink to another: the list
- * serves only callers of writeImage outside the agent, and could now go.
- */
-const spare: Buffer[] = [];
-const MAX_SPARE = 4;
-
+/** A write buffer: shared memory, so the hash worker reads it in place. */
 function rawBuffer(size: number): Buffer {
-  const i = spare.findIndex((b) => b.length === size);
-  return i >= 0 ? spare.splice(i, 1)[0]! : Buffer.from(new SharedArrayBuffer(size));
-}
-
-/** Gives `b`'s whole SharedArrayBuffer back for a later sink (nobody may still read or write it). */
-function keepSpare(b: Buffer): void {
-  const raw = Buffer.from(b.buffer as SharedArrayBuffer);
-  if (spare.some((x) => x.buffer === raw.buffer)) return;
-  if (spare.length >= MAX_SPARE) {
-    // Full: one of another size (an older write's, e.g. a staging file's unaligned ones) makes room.
-    const other = spare.findIndex((x) => x.length !== raw.length);
-    if (other < 0) return;
-    spare.splice(other, 1);
-  }
-  spare.push(raw);
-}
-
-/**
- * Lets go of the spare write buffers (their memory returns at the next major GC): once no write is
- * expected soon, e.g. when write_image has ended. Returns how many bytes they held.
- */
-export function dropSpareWriteBuffers(): number {
-  const bytes = spare.reduce((sum, b) => sum + b.length, 0);
-  spare.length = 0;
-  return bytes;
-}
-
-/** How many spare write buffers the process holds, or of `bytes` each (whole buffers; tests). */
-export function spareWriteBuffers(bytes?: number): number {
-  return spare.filter((b) => bytes === undefined || b.length === bytes).length;
+  return Buffer.from(new SharedArrayBuffer(size));
 }
 
 /**
@@ -118,7 +80,6 @@ async function alignedBuffer(probe: FileHandle, size: number): Promise<Buffer | 
       if ((err as NodeJS.ErrnoException).code !== 'EINVAL') break;
     }
   }
-  keepSpare(raw);
   return undefined;
 }
 
@@ -132,7 +93,7 @@ export class WriteBufferPool {
   private readonly mine = new WeakSet<Buffer>();
   /** Each buffer by its memory, to know a part of one (a chunk that ends short of it) as ours. */
   private readonly byMemory = new WeakMap<ArrayBufferLike, Buffer>();
-  /** Every buffer made for this pool, for handing them on when the sink is done (see keepSpare). */
+  /** Every buffer made for this pool (tests count them). */
   readonly made: Buffer[] = [];
   constructor(readonly size: number, private readonly alloc: () => Promise<Buffer>) {}
 
@@ -161,20 +122,19 @@ export class WriteBufferPool {
     this.made.push(b);
     return b;
   }
-
-  /** Buffers back with the pool (not lent out): free ones, and `current`. */
-  idle(current: Buffer): Buffer[] {
-    return this.made.filter((b) => b === current || this.free.includes(b));
-  }
 }
 
 export class BlockSink {
   private readonly writeBytes: number;
   private readonly maxInFlight: number;
-  /** Write buffers: one being filled (`current`), up to maxInFlight being written, the rest free. */
+  /**
+   * Write buffers: one being filled (by the source's reads, or `current` by copy) while the
+   * last one submitted is written, so maxInFlight of them in all. A buffer is taken only
+   * when bytes are there for it: keeping a spare `current` ready cost one more.
+   */
   readonly buffers: WriteBufferPool;
   private readonly inflight: Promise<void>[] = [];
-  private current!: Buffer;
+  private current?: Buffer;
   private fill = 0;
   /** Bytes accepted (buffered or written). */
   private accepted = 0;
@@ -198,7 +158,7 @@ export class BlockSink {
     private readonly probe?: FileHandle,
   ) {
     this.writeBytes = opts.writeBytes ?? DEFAULT_WRITE_BYTES;
-    this.maxInFlight = Math.max(1, opts.inFlight ?? 2);
+    this.maxInFlight = Math.max(1, opts.inFlight ?? DEFAULT_WRITE_BUFFERS);
     this.headChecked = !opts.beforeFirstWrite;
     this.buffers = new WriteBufferPool(this.writeBytes, () => this.newBuffer());
     if ((opts.headBytes ?? 0) > this.writeBytes) throw new Error('headBytes must not exceed writeBytes');
@@ -240,7 +200,7 @@ export class BlockSink {
         const sink = new BlockSink(direct, opts, probe);
         const first = await alignedBuffer(probe, sink.writeBytes);
         if (first) {
-          sink.current = sink.buffers.register(first);
+          sink.buffers.give(sink.buffers.register(first));
           return sink;
         }
         await Promise.all([direct.close(), probe.close()]);
@@ -255,9 +215,7 @@ export class BlockSink {
     } catch (err) {
       throw new ImageWriteError(`cannot open ${opts.path} for writing: ${(err as Error).message}`, { cause: err });
     }
-    const sink = new BlockSink(fh, opts);
-    sink.current = await sink.buffers.take();
-    return sink;
+    return new BlockSink(fh, opts);
   }
 
   get bytesAccepted(): number {
@@ -280,9 +238,8 @@ export class BlockSink {
     }
     if (this.startedAt === 0) this.startedAt = this.lastProgressAt = Date.now();
     this.accepted += chunk.length;
-    if (this.fill === 0 && chunk !== this.current && this.buffers.owns(chunk)) {
+    if (this.fill === 0 && this.buffers.owns(chunk)) {
       // The source read into one of our buffers: write it as it is, no copy.
-      this.buffers.give(this.current);
       this.current = chunk;
       this.fill = chunk.length;
       this.adopted++;
@@ -295,6 +252,7 @@ export class BlockSink {
     const owner = this.buffers.ownerOf(chunk);
     let pos = 0;
     while (pos < chunk.length) {
+      this.current ??= await this.buffers.take();
       const n = Math.min(chunk.length - pos, this.writeBytes - this.fill);
       chunk.copy(this.current, this.fill, pos, pos + n);
       this.fill += n;
@@ -307,13 +265,13 @@ export class BlockSink {
   private checkHead(): void {
     if (this.headChecked) return;
     this.headChecked = true;
-    this.opts.beforeFirstWrite!(this.current.subarray(0, Math.min(this.fill, this.opts.headBytes ?? 64 * 1024)));
+    this.opts.beforeFirstWrite!(this.current!.subarray(0, Math.min(this.fill, this.opts.headBytes ?? 64 * 1024)));
   }
 
   private async submit(): Promise<void> {
     if (this.fill === 0) return;
     this.checkHead();
-    const buf = this.current;
+    const buf = this.current!;
     const len = this.fill;
     const position = (this.opts.offset ?? 0) + this.submitted;
     if (this.probe && len % DIRECT_UNIT !== 0) {
@@ -328,13 +286,16 @@ export class BlockSink {
       this.submitted += len;
       this.written += len;
       this.touched = true;
+      this.current = undefined;
       this.fill = 0;
       return;
     }
     this.submitted += len;
     this.touched = true;
-    const seen = this.opts.onFilled?.(buf.subarray(0, len));
-    const p = Promise.all([this.writeFully(this.fh, buf, 0, len, position), seen]).then(
+    // The write goes to the kernel first, so that the device works while this thread hashes
+    // the same bytes (an inline hasher runs here, before onFilled returns).
+    const wrote = this.writeFully(this.fh, buf, 0, len, position);
+    const p = Promise.all([wrote, this.opts.onFilled?.(buf.subarray(0, len))]).then(
       () => {
         this.written += len;
         this.buffers.give(buf);
@@ -349,7 +310,7 @@ export class BlockSink {
     this.inflight.push(p);
     if (this.inflight.length >= this.maxInFlight) await this.inflight.shift();
     if (this.failure) throw this.failure;
-    this.current = await this.buffers.take();
+    this.current = undefined;
     this.fill = 0;
   }
 
@@ -390,9 +351,6 @@ export class BlockSink {
     } finally {
       await this.closeAll();
     }
-    // Every write and hash has ended; buffers the source still holds are left alone (it may be
-    // mid-read after an error elsewhere), the others serve the next sink.
-    for (const b of this.buffers.idle(this.current)) keepSpare(b);
     this.maybeProgress(true);
     return this.written;
   }

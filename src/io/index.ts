@@ -8,7 +8,6 @@ export type { ExpectedChecksum, HashAlgo } from './checksum.ts';
 export { inspectHead, decideFormat } from './format-detect.ts';
 export type { ImageFormat, Inspection } from './format-detect.ts';
 export type { Progress } from './block-sink.ts';
-export { dropSpareWriteBuffers } from './block-sink.ts';
 export {
   ImageError,
   ImageDownloadError,

@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { ParallelHasher } from '../../src/io/parallel-hasher.ts';
-import { InlineHasher, newImageHasher } from '../../src/io/image-hasher.ts';
+import { InlineHasher, newImageHasher, WORKER_HASH_FROM_CPUS } from '../../src/io/image-hasher.ts';
 import { ImageChecksumError } from '../../src/io/errors.ts';
 
 describe('ParallelHasher', () => {
@@ -27,21 +27,22 @@ describe('ParallelHasher', () => {
 });
 
 describe('newImageHasher', () => {
-  it('hashes on a worker thread where there are two CPUs, inline where there is one, to the same digest', async () => {
+  it('hashes on a worker thread from four CPUs, inline on one or two, to the same digest', async () => {
     const data = randomBytes(3 * 1024 * 1024 + 7);
     const shared = Buffer.from(new SharedArrayBuffer(data.length));
     data.copy(shared);
     const digests: string[] = [];
-    for (const cpus of [1, 2]) {
+    expect(WORKER_HASH_FROM_CPUS).toBe(4);
+    for (const cpus of [1, 2, 4]) {
       const h = newImageHasher('sha256', cpus);
-      expect(h).toBeInstanceOf(cpus === 1 ? InlineHasher : ParallelHasher);
+      expect(h).toBeInstanceOf(cpus < 4 ? InlineHasher : ParallelHasher);
       await h.update(data.subarray(0, 100_003));
       h.flush();
       await h.hashShared(shared.subarray(100_003));
       digests.push(await h.hex());
       h.close();
     }
-    expect(digests).toEqual([createHash('sha256').update(data).digest('hex'), createHash('sha256').update(data).digest('hex')]);
+    expect(digests).toEqual(Array(3).fill(createHash('sha256').update(data).digest('hex')));
   });
 
   it('inline: fails verification on a different digest, passes on the same in any case', async () => {
