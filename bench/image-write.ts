@@ -22,7 +22,7 @@
 // --floors-only runs just that comparison; --cpu-prof DIR has each agent child
 // write V8 CPU profiles (main thread and hash worker) into DIR.
 //
-//   npx tsx bench/image-write.ts [--size-mib 2048] [--repeats 5] [--write-mib 4] [--in-flight 2] [--floors-only] [--cpu-prof DIR]
+//   npx tsx bench/image-write.ts [--size-mib 2048] [--repeats 5] [--write-mib 4] [--in-flight 2] [--floors-only] [--cpu-prof DIR] [--node-server]
 //
 // Root is needed (loop devices). Everything is created under a temp dir and
 // removed at the end; only 127.0.0.1 is used.
@@ -111,10 +111,15 @@ async function main(): Promise<void> {
   const size = sizeMiB * MiB;
   const work = mkdtempSync(join(tmpdir(), 'bench-image-write-'));
   const { ImageServer } = await import('../test/helpers/http-image-server.ts');
-  const { makeImage } = await import('./standalone-writes.ts');
+  const { makeImage, startBusyboxServer } = await import('./standalone-writes.ts');
   const server = await new ImageServer().start();
+  // The headline runs fetch from busybox httpd (sendfile), so that the server takes as little of
+  // the CPU as one on another machine would; --node-server uses the test suite's server instead.
+  const nodeServer = args.includes('--node-server');
+  let busybox: Awaited<ReturnType<typeof startBusyboxServer>> | undefined;
   let loop: string | undefined;
   const cleanUp = () => {
+    void busybox?.stop();
     if (loop) execFileSync('losetup', ['-d', loop]);
     loop = undefined;
     rmSync(work, { recursive: true, force: true });
@@ -132,8 +137,10 @@ async function main(): Promise<void> {
     const qcowPath = join(work, 'image.qcow2');
     execFileSync('qemu-img', ['convert', '-f', 'raw', '-O', 'qcow2', rawPath, qcowPath]);
     const qcowSha = execFileSync('sha256sum', [qcowPath]).toString().split(' ')[0]!;
-    const rawUrl = server.serve('/image.raw', { path: rawPath });
-    const qcowUrl = server.serve('/image.qcow2', { path: qcowPath });
+    if (!nodeServer) busybox = await startBusyboxServer(work);
+    const rawUrl = busybox ? `${busybox.url}/image.raw` : server.serve('/image.raw', { path: rawPath });
+    const qcowUrl = busybox ? `${busybox.url}/image.qcow2` : server.serve('/image.qcow2', { path: qcowPath });
+    console.log(`image server: ${busybox ? 'busybox httpd (sendfile)' : "the test suite's Node server"}`);
 
     // Room for the image plus a staged qcow2 beside it.
     const diskFile = join(work, 'disk.img');
@@ -286,6 +293,7 @@ async function main(): Promise<void> {
     console.log(`raw   agent ${cA.toFixed(0)} ms, curl -s | dd bs=4M ${cD.toFixed(0)} ms: ratio ${(cD / cA).toFixed(3)}`);
     console.log('      (dd ends with the image still in the host cache; the agent waits until it is written)');
   } finally {
+    await busybox?.stop();
     await server.stop();
     cleanUp();
   }

@@ -17,6 +17,39 @@ export async function removeRig(server: { stop(): Promise<unknown> }, loops: Arr
   rmSync(work, { recursive: true, force: true });
 }
 
+export interface BusyboxServer {
+  /** http://127.0.0.1:PORT: the served directory's files under it. */
+  url: string;
+  stop(): Promise<void>;
+}
+
+/**
+ * `busybox httpd` in the foreground, serving `dir` on 127.0.0.1. It sends files with sendfile, so
+ * it takes little of the CPU it shares with the writer, as an image server on another machine
+ * would; the test suite's Node server copies every byte through JavaScript streams, which on this
+ * 2-core host held the agent's write at about 60% of what it reaches from busybox (docs/footprint.md).
+ */
+export async function startBusyboxServer(dir: string): Promise<BusyboxServer> {
+  const port = await freePort();
+  const child = spawn('busybox', ['httpd', '-f', '-p', `127.0.0.1:${port}`, '-h', dir], { stdio: 'inherit' });
+  const url = `http://127.0.0.1:${port}`;
+  const stop = () =>
+    new Promise<void>((done) => {
+      if (child.exitCode !== null || child.signalCode !== null) return done();
+      child.once('exit', () => done());
+      child.kill();
+    });
+  for (let i = 0; ; i++) {
+    // Any answer (a 404 for /) means it listens.
+    if (await fetch(`${url}/`, { method: 'HEAD' }).then(() => true, () => false)) return { url, stop };
+    if (i > 50 || child.exitCode !== null) {
+      await stop();
+      throw new Error('busybox httpd did not answer');
+    }
+    await sleep(100);
+  }
+}
+
 /** Incompressible data, fast to make: a random pool with every MiB stamped differently; returns its sha256. */
 export function makeImage(path: string, size: number, poolBytes = 16 * MiB): string {
   const pool = randomBytes(poolBytes);

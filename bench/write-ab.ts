@@ -5,15 +5,21 @@
 // each write's time and peak VmRSS, and medians. On a machine shared with other
 // work, compare only figures of one run. Each agent gets the ramdisk's
 // environment (ramdisk-build/agent.env) first: `--env MALLOC_ARENA_MAX=` undoes one of it.
+// --busybox serves the image with `busybox httpd` (sendfile) instead of the bench's own Node
+// server, so that the server takes little of the CPU the agents share it with, as a remote one would.
 //
 //   npx tsx bench/write-ab.ts --binary A --binary B [--mib 2048] [--rounds 4]
 //   npx tsx bench/write-ab.ts --binary A --env X=1 --env X=2
+//   npx tsx bench/write-ab.ts --binary A --binary B --busybox
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ImageServer } from '../test/helpers/http-image-server.ts';
-import { MiB, directLoop, removeRig, makeImage, procStatus, startStandaloneAgent, withPeaks, writeThroughApi, type StandaloneAgent } from './standalone-writes.ts';
+import {
+  MiB, directLoop, removeRig, makeImage, procStatus, startBusyboxServer, startStandaloneAgent, withPeaks, writeThroughApi,
+  type BusyboxServer, type StandaloneAgent,
+} from './standalone-writes.ts';
 
 const { values } = parseArgs({
   options: {
@@ -21,6 +27,7 @@ const { values } = parseArgs({
     mib: { type: 'string', default: '2048' },
     rounds: { type: 'string', default: '4' },
     env: { type: 'string', multiple: true, default: [] },
+    busybox: { type: 'boolean', default: false },
   },
 });
 const binaries = values.binary ?? [];
@@ -32,12 +39,17 @@ const variants = binaries.length === 2 ? binaries.map((bin, i) => ({ bin, env: e
 const mib = Number(values.mib);
 const work = mkdtempSync(join(tmpdir(), 'metal-agent-write-ab-'));
 const server = await new ImageServer().start();
+let busybox: BusyboxServer | undefined;
 const loops: string[] = [];
 const kids: Array<{ agent: StandaloneAgent; label: string; times: number[]; peaks: number[] }> = [];
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 try {
   const raw = join(work, 'img.raw');
   const img = { label: `${mib} MiB raw`, url: server.serve('/img.raw', { path: raw }), format: 'raw', sha: makeImage(raw, mib * MiB) };
+  if (values.busybox) {
+    busybox = await startBusyboxServer(work);
+    img.url = `${busybox.url}/img.raw`;
+  }
   for (const [i, v] of variants.entries()) {
     const loop = directLoop(join(work, `disk${i}`), Math.max(6144, mib + 1024));
     loops.push(loop);
@@ -65,5 +77,6 @@ try {
   }
 } finally {
   for (const k of kids) await k.agent.stop();
+  await busybox?.stop();
   await removeRig(server, loops, work);
 }

@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { ParallelHasher } from '../../src/io/parallel-hasher.ts';
-import { InlineHasher, newImageHasher, WORKER_HASH_FROM_CPUS } from '../../src/io/image-hasher.ts';
+import { InlineHasher, newImageHasher, usableMemory, WORKER_HASH_MIN_MEMORY } from '../../src/io/image-hasher.ts';
 import { ImageChecksumError } from '../../src/io/errors.ts';
 
 describe('ParallelHasher', () => {
@@ -27,15 +27,21 @@ describe('ParallelHasher', () => {
 });
 
 describe('newImageHasher', () => {
-  it('hashes on a worker thread from four CPUs, inline on one or two, to the same digest', async () => {
+  it('hashes on a worker thread with two CPUs and 1 GiB, inline with one CPU or less memory, to the same digest', async () => {
     const data = randomBytes(3 * 1024 * 1024 + 7);
     const shared = Buffer.from(new SharedArrayBuffer(data.length));
     data.copy(shared);
     const digests: string[] = [];
-    expect(WORKER_HASH_FROM_CPUS).toBe(4);
-    for (const cpus of [1, 2, 4]) {
-      const h = newImageHasher('sha256', cpus);
-      expect(h).toBeInstanceOf(cpus < 4 ? InlineHasher : ParallelHasher);
+    const GiB = 1024 ** 3;
+    expect(WORKER_HASH_MIN_MEMORY).toBe(GiB);
+    const cases = [
+      { cpus: 1, memory: 64 * GiB, worker: false },
+      { cpus: 2, memory: 256 * 1024 ** 2, worker: false },
+      { cpus: 2, memory: GiB, worker: true },
+    ];
+    for (const { cpus, memory, worker } of cases) {
+      const h = newImageHasher('sha256', cpus, memory);
+      expect(h).toBeInstanceOf(worker ? ParallelHasher : InlineHasher);
       await h.update(data.subarray(0, 100_003));
       h.flush();
       await h.hashShared(shared.subarray(100_003));
@@ -43,6 +49,15 @@ describe('newImageHasher', () => {
       h.close();
     }
     expect(digests).toEqual(Array(3).fill(createHash('sha256').update(data).digest('hex')));
+  });
+
+  it("takes a cgroup's memory limit as the node's memory when it is lower", () => {
+    const GiB = 1024 ** 3;
+    expect(usableMemory(8 * GiB, 256 * 1024 ** 2)).toBe(256 * 1024 ** 2);
+    expect(usableMemory(8 * GiB, undefined)).toBe(8 * GiB);
+    expect(usableMemory(8 * GiB, 0)).toBe(8 * GiB);
+    expect(usableMemory(8 * GiB, 2 ** 64)).toBe(8 * GiB);
+    expect(usableMemory()).toBeGreaterThan(0);
   });
 
   it('inline: fails verification on a different digest, passes on the same in any case', async () => {
