@@ -295,7 +295,14 @@ export class BlockSink {
     // The write goes to the kernel first, so that the device works while this thread hashes
     // the same bytes (an inline hasher runs here, before onFilled returns).
     const wrote = this.writeFully(this.fh, buf, 0, len, position);
-    const p = Promise.all([wrote, this.opts.onFilled?.(buf.subarray(0, len))]).then(
+    let seen: Promise<void> | undefined;
+    try {
+      seen = this.opts.onFilled?.(buf.subarray(0, len));
+    } catch (err) {
+      // Thrown, not rejected: still joined with the write below, so neither failure goes unhandled.
+      seen = Promise.reject(err);
+    }
+    const p = Promise.all([wrote, seen]).then(
       () => {
         this.written += len;
         this.buffers.give(buf);

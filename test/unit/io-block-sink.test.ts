@@ -60,6 +60,18 @@ describe('BlockSink (file target)', () => {
     expect(sink.buffers.made.length).toBe(2);
   });
 
+  it('fails the write, not the process, when the hash throws instead of rejecting', async () => {
+    const writeBytes = 64 * 1024;
+    const sink = await BlockSink.open({
+      path: join(dir, 'f'), createFile: true, maxBytes: 1 << 30, writeBytes,
+      onFilled: () => {
+        throw new Error('hash broke');
+      },
+    });
+    await expect(sink.write(Buffer.alloc(3 * writeBytes))).rejects.toThrow('hash broke');
+    await sink.abort();
+  });
+
   it('reads into two write buffers in turn, as write_image uses them (none idle, none left to the GC)', async () => {
     // write_image's raw path: the first chunk (plain, read before the sink's
     // pool is lent) is peeked at, then the source reads into the sink's write
