@@ -116,7 +116,7 @@ async function main(): Promise<void> {
   // The headline runs fetch from busybox httpd (sendfile), so that the server takes as little of
   // the CPU as one on another machine would; --node-server uses the test suite's server instead.
   const nodeServer = args.includes('--node-server');
-  let busybox: Awaited<ReturnType<typeof startBusyboxServer>> | undefined;
+  let busybox: import('./standalone-writes.ts').BusyboxServer | undefined;
   let loop: string | undefined;
   const cleanUp = () => {
     void busybox?.stop();

@@ -51,7 +51,8 @@ const MiB = 1024 * 1024;
  * One write's size, and one buffer's: inFlight of them are most of what a write adds to the
  * agent's RSS. 4 MiB used to be slower than 8 (docs/footprint.md, lever 7: 8-24%) while the
  * hash ran before each write was handed to the kernel; with the write handed over first and two
- * buffers, 4 MiB took the same time as 8 on one CPU and two (lever 13).
+ * buffers, 4 MiB took about the time of 8 (within 2% on two CPUs with the hash worker, in the
+ * quietest A/B) for 9 MiB less peak (lever 13).
  */
 export const DEFAULT_WRITE_BYTES = 4 * MiB;
 /** Write buffers, by default: one filled while the other is written. */
