@@ -20,7 +20,7 @@
 // lower. The source alone (`curl -s URL -o /dev/null` from the same server)
 // is timed beside them: what the agent cannot go faster than here either.
 // --floors-only runs just that comparison; --cpu-prof DIR has each agent child
-// write V8 CPU profiles (main thread and hash worker) into DIR.
+// write a V8 CPU profile of its main thread (which receives, hashes and hands out the writes) into DIR.
 //
 //   npx tsx bench/image-write.ts [--size-mib 2048] [--repeats 5] [--write-mib 4] [--in-flight 2] [--floors-only] [--cpu-prof DIR] [--node-server]
 //
@@ -28,7 +28,7 @@
 // removed at the end; only 127.0.0.1 is used.
 
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, openSync, closeSync, writeFileSync, ftruncateSync, rmSync } from 'node:fs';
+import { mkdtempSync, openSync, closeSync, readFileSync, writeFileSync, ftruncateSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -42,8 +42,13 @@ const flag = (name: string, dflt: number) => {
 
 interface ChildResult {
   ms: number;
-  /** user + system CPU of the whole child (every thread: the hash worker too) during writeImage. */
+  /** user + system CPU of the whole child (every thread: libuv's write pool too) during writeImage. */
   cpuMs: number;
+  /** CPU of the main thread alone: it receives, hashes and hands out the writes. */
+  mainCpuMs: number;
+  /** The machine's CPUs during the write: busy share of all of them, and their count. */
+  hostBusy: number;
+  hostCpus: number;
   maxRssKiB: number;
   bytesWritten: number;
   checksum: string;
@@ -54,23 +59,47 @@ async function child(): Promise<void> {
   const { writeImage } = await import('../src/io/index.ts');
   if (args.includes('--idle')) {
     // Same process shape with nothing written: the RSS floor of node + tsx + our modules.
-    process.stdout.write(`${JSON.stringify({ ms: 0, cpuMs: 0, maxRssKiB: process.resourceUsage().maxRSS, bytesWritten: 0, checksum: '' })}\n`);
+    process.stdout.write(`${JSON.stringify({ ms: 0, cpuMs: 0, mainCpuMs: 0, hostBusy: 0, hostCpus: 0, maxRssKiB: process.resourceUsage().maxRSS, bytesWritten: 0, checksum: '' })}\n`);
     return;
   }
   const req = JSON.parse(args[args.indexOf('--child') + 1]!);
   const t0 = performance.now();
   const cpu0 = process.cpuUsage();
+  const main0 = mainThreadTicks();
+  const host0 = hostTicks();
   const res = await writeImage(req);
   const ms = performance.now() - t0;
   const cpu = process.cpuUsage(cpu0);
+  const host1 = hostTicks();
   const out: ChildResult = {
     ms,
     cpuMs: (cpu.user + cpu.system) / 1000,
+    mainCpuMs: (mainThreadTicks() - main0) * TICK_MS,
+    hostBusy: (host1.busy - host0.busy) / (host1.all - host0.all),
+    hostCpus: host1.cpus,
     maxRssKiB: process.resourceUsage().maxRSS,
     bytesWritten: res.bytesWritten,
     checksum: res.checksum.value,
   };
   process.stdout.write(`${JSON.stringify(out)}\n`);
+}
+
+/** Linux's USER_HZ (clock ticks in /proc's stat files): 100 on every architecture Linux runs on. */
+const TICK_MS = 10;
+
+/** utime + stime of this process's main thread (its task id is the pid), in ticks. */
+function mainThreadTicks(): number {
+  const stat = readFileSync(`/proc/self/task/${process.pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return Number(fields[11]) + Number(fields[12]);
+}
+
+/** The machine's CPU ticks from /proc/stat: busy (all but idle and iowait) and all, summed over CPUs. */
+function hostTicks(): { busy: number; all: number; cpus: number } {
+  const lines = readFileSync('/proc/stat', 'utf8').split('\n');
+  const t = lines[0]!.split(/\s+/).slice(1, 9).map(Number);
+  const all = t.reduce((a, b) => a + b, 0);
+  return { busy: all - t[3]! - t[4]!, all, cpus: lines.filter((l) => /^cpu\d/.test(l)).length };
 }
 
 function runAgent(req: object, idle = false): Promise<ChildResult> {
@@ -213,6 +242,15 @@ async function main(): Promise<void> {
     console.log(`floor disk: dd if=IMAGE of=DISK bs=4M oflag=direct (image cached): ${fDisk.toFixed(0)} ms = ${mbps(size, fDisk)} MiB/s; agent/floor ${(fDisk / aRaw).toFixed(3)}`);
     console.log(`floor hash: openssl dgst -sha256 IMAGE (cached, one core):          ${fHash.toFixed(0)} ms = ${mbps(size, fHash)} MiB/s; agent/floor ${(fHash / aRaw).toFixed(3)}`);
     console.log(`agent / the lower floor (${fDisk >= fHash ? 'disk' : 'hash'}): ${(lower / aRaw).toFixed(3)} (aim >= 0.9)`);
+    // Where the write waits: its main thread receives and hashes every byte, so it is the limit
+    // when it is on a CPU most of the write; the rest of the machine (this server, the loop
+    // device's copies, the kernel's network path) shares the other CPUs, as a real node would not.
+    const mainBusy = median(agentRaw.map((r) => r.mainCpuMs / r.ms));
+    const host = median(agentRaw.map((r) => r.hostBusy));
+    console.log(
+      `where the agent's write goes: its main thread on a CPU ${(100 * mainBusy).toFixed(0)}% of the write (${median(agentRaw.map((r) => r.mainCpuMs)).toFixed(0)} ms: receive + hash);` +
+        ` the machine's ${agentRaw[0]!.hostCpus} CPUs ${(100 * host).toFixed(0)}% busy (server, loop device, network, writes included)`,
+    );
     const src = median(sourceOnly);
     console.log(`the source alone: curl -s URL -o /dev/null (same server): ${src.toFixed(0)} ms = ${mbps(size, src)} MiB/s; agent/source ${(src / aRaw).toFixed(3)}`);
     if (floorsOnly) return;

@@ -31,9 +31,9 @@ export interface BlockSinkOptions {
   /** Use O_DIRECT on block devices when possible (default true). */
   direct?: boolean;
   /**
-   * Sees each filled write buffer (shared memory, in byte order) while it is
-   * being written; the buffer is reused only after both finished. The image
-   * hash runs here when the written bytes are the served bytes.
+   * Sees each filled write buffer (in byte order) once its write is handed to
+   * the kernel; the buffer is reused only after both finished. The image hash
+   * runs here when the written bytes are the served bytes.
    */
   onFilled?: (bytes: Buffer) => Promise<void>;
   /** Sees the first `headBytes` (or the whole stream if shorter) before anything is written; throw to refuse. */
@@ -49,21 +49,21 @@ const MiB = 1024 * 1024;
 
 /**
  * One write's size, and one buffer's: inFlight of them are most of what a write adds to the
- * agent's RSS. 4 MiB used to be slower than 8 (docs/footprint.md, lever 7: 8-24%) while the
- * hash ran before each write was handed to the kernel; with the write handed over first and two
- * buffers, 4 MiB took about the time of 8 (within 2% on two CPUs with the hash worker, in the
- * quietest A/B) for 9 MiB less peak (lever 13).
+ * agent's RSS. Smaller writes used to be slower (docs/footprint.md, levers 7 and 9) while the hash
+ * ran before each write was handed to the kernel; with the write handed over first, 2 MiB writes
+ * took the time of 4 MiB ones (2030 vs 2027 ms for 2 GiB, medians of 12 in one A/B) for 4 MiB
+ * less peak (lever 14). A power of two, so that writes stay whole stripes of md parity RAID.
  */
-export const DEFAULT_WRITE_BYTES = 4 * MiB;
+export const DEFAULT_WRITE_BYTES = 2 * MiB;
 /** Write buffers, by default: one filled while the other is written. */
 export const DEFAULT_WRITE_BUFFERS = 2;
 
 /** Unit for O_DIRECT sizes and offsets: a multiple of every logical block size in use. */
 const DIRECT_UNIT = 4096;
 
-/** A write buffer: shared memory, so the hash worker reads it in place. */
+/** A write buffer of its own memory (not Node's small-buffer pool), freed with it. */
 function rawBuffer(size: number): Buffer {
-  return Buffer.from(new SharedArrayBuffer(size));
+  return Buffer.allocUnsafeSlow(size);
 }
 
 /**
@@ -294,7 +294,7 @@ export class BlockSink {
     this.submitted += len;
     this.touched = true;
     // The write goes to the kernel first, so that the device works while this thread hashes
-    // the same bytes (an inline hasher runs here, before onFilled returns).
+    // the same bytes (the hash runs here, before onFilled returns).
     const wrote = this.writeFully(this.fh, buf, 0, len, position);
     let seen: Promise<void> | undefined;
     try {

@@ -27,8 +27,7 @@ import {
 } from './format-detect.ts';
 import { checkStaged, convertOnto, stagedSpec, type StagedImage } from './qemu-convert.ts';
 import { fetchToBuffer, openImageSource, type ImageSource, type SourceOptions } from './source.ts';
-import type { ImageHasher } from './hasher.ts';
-import { newImageHasher } from './image-hasher.ts';
+import { ImageHasher } from './hasher.ts';
 import { peek, tap, through } from './stream-utils.ts';
 
 // write_image's data path: one pass over the bytes as served — hash, inspect,
@@ -124,19 +123,19 @@ export async function writeImage(req: WriteImageRequest): Promise<WriteImageResu
   const opts = sourceOptions(req);
   const expected = await resolveChecksum(req.checksum, req.urls[0] ?? '', opts);
   if (!expected) log.warn({ urls: req.urls }, 'no image checksum given: computing sha256 without verifying');
-  const hasher = newImageHasher(expected?.algo ?? 'sha256');
+  const hasher = new ImageHasher(expected?.algo ?? 'sha256');
 
   const src = await openImageSource(req.urls, opts);
   let served = 0;
   const job = new Job(req, src, hasher, expected?.value);
   try {
-    // Until we know whether the written bytes are the served bytes, hash by
-    // copy; once they are (no compression), the sink hashes its own buffers
-    // in place and this stage only counts.
+    // Until we know whether the written bytes are the served bytes, hash each
+    // chunk as it is read; once they are (no compression), the sink hashes its
+    // own buffers and this stage only counts.
     let hashInTap = true;
     const hashed = tap(src.chunks, (c) => {
       served += c.length;
-      return hashInTap ? hasher.update(c) : undefined;
+      if (hashInTap) hasher.update(c);
     });
     const outer = await peek(hashed, INSPECT_BYTES);
     if (outer.head.length === 0) throw new ImageFormatError('image is empty');
@@ -153,11 +152,11 @@ export async function writeImage(req: WriteImageRequest): Promise<WriteImageResu
     }
     let onFilled: ((bytes: Buffer) => Promise<void>) | undefined;
     if (!compression) {
-      // The written bytes are the served bytes: from here the sink hashes its
-      // own (shared) write buffers in place instead of a copy of each chunk.
-      // What tap already hashed (the peeked head) is skipped there.
+      // The written bytes are the served bytes: from here each write buffer is
+      // hashed once the sink has handed it to the kernel, so the device writes
+      // while this thread hashes. What tap already hashed (the peeked head) is
+      // skipped there.
       hashInTap = false;
-      hasher.flush();
       let skip = served;
       onFilled = (bytes) => {
         if (skip >= bytes.length) {
@@ -166,7 +165,8 @@ export async function writeImage(req: WriteImageRequest): Promise<WriteImageResu
         }
         const rest = bytes.subarray(skip);
         skip = 0;
-        return hasher.hashShared(rest);
+        hasher.update(rest);
+        return Promise.resolve();
       };
     }
     const format = decideFormat(found, {
@@ -188,7 +188,7 @@ export async function writeImage(req: WriteImageRequest): Promise<WriteImageResu
       imageSize: served,
       detectedFormat: format,
       compression,
-      checksum: { algo: hasher.algo, value: await hasher.hex() },
+      checksum: { algo: hasher.algo, value: hasher.hex() },
       checksumVerified: expected !== undefined,
       durationMs: Date.now() - started,
       chunksInPlace: job.chunksInPlace,
@@ -198,7 +198,6 @@ export async function writeImage(req: WriteImageRequest): Promise<WriteImageResu
     if (err instanceof ImageError) err.diskTouched = job.touchedDeployArea;
     throw err;
   } finally {
-    hasher.close();
     await src.close();
   }
 }
@@ -257,7 +256,7 @@ class Job {
     await this.drain(stream, sink);
     await sink.writeBuffered();
     this.touchedDeployArea = sink.touched;
-    await this.hasher.verify(this.expected);
+    this.hasher.verify(this.expected);
     const n = await sink.finish();
     this.sink = undefined;
     this.chunksInPlace = sink.adopted;
@@ -311,7 +310,7 @@ class Job {
     if (!compression) this.src.useBuffers(sink.buffers);
     await this.drain(stream, sink);
     await sink.writeBuffered();
-    await this.hasher.verify(this.expected);
+    this.hasher.verify(this.expected);
     staged.length = await sink.finish();
     this.sink = undefined;
     this.chunksInPlace = sink.adopted;
