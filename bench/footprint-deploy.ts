@@ -11,7 +11,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { ImageServer } from '../test/helpers/http-image-server.ts';
 import { MiB, directLoop, removeRig, makeImage, procStatus, sha256File, startStandaloneAgent, withPeaks, writeThroughApi, type TestImage } from './standalone-writes.ts';
 
-export async function deployPeaks(binary: string, sizeMiB: number): Promise<void> {
+export async function deployPeaks(binary: string, sizeMiB: number, env: Record<string, string> = {}): Promise<void> {
   const work = mkdtempSync(join(tmpdir(), 'metal-agent-footprint-deploy-'));
   const server = await new ImageServer().start();
   let loop: string | undefined;
@@ -27,10 +27,10 @@ export async function deployPeaks(binary: string, sizeMiB: number): Promise<void
     }
     // IPA's root disk rule wants more than 4 GiB; qcow2 is staged beside the image on the disk.
     loop = directLoop(join(work, 'disk.img'), Math.max(6144, 2 * sizeMiB + 1024));
-    const agent = await startStandaloneAgent(binary, loop);
+    const agent = await startStandaloneAgent(binary, loop, { env });
     const pid = agent.child.pid!;
     try {
-      await sleep(5000); // start-up garbage collected, as at idle
+      await sleep(5000); // start-up done (the agent collects its garbage then), as at idle
       console.log(`SEA ${binary}, writing images through its API (loop device ${loop}):`);
       for (const img of images) {
         const before = procStatus(pid);

@@ -3,7 +3,7 @@
 // running an empty script. docs/footprint.md has the figures and their reading.
 //
 //   npx tsx bench/footprint.ts [--binary build/metal-agent] [--bundle build/metal-agent.cjs]
-//                              [--settle 15] [--runs 3] [--node-flags="--max-semi-space-size=1"]
+//                              [--settle 15] [--runs 3] [--node-flags="--max-semi-space-size=16"]
 //                              [--deploy-mib 2048]
 //
 // --binary runs the SEA executable; --bundle runs the bundle under this machine's
@@ -40,6 +40,12 @@ const { values } = parseArgs({
 const PROBE = join(REPO_ROOT, 'bench', 'footprint-probe.cjs');
 const settleMs = Number(values.settle) * 1000;
 const nodeFlags = values['node-flags'].split(/\s+/).filter(Boolean);
+/**
+ * The SEA reads node flags from NODE_OPTIONS only, and the ramdisk's environment (agent.env) sets
+ * it: --node-flags replaces that value (--node-flags=--max-semi-space-size=16 measures without
+ * the ramdisk's cap).
+ */
+const flagsEnv = (): Record<string, string> => (nodeFlags.length ? { NODE_OPTIONS: nodeFlags.join(' ') } : {});
 
 interface Sample {
   rssKiB: number;
@@ -84,7 +90,7 @@ async function agentIdle(cmd: string, pre: string[], probe: boolean): Promise<Sa
     '--api-url', ironic.url, '--cmdline-file', '/dev/null',
     '--listen-host', '127.0.0.1', '--listen-port', String(port), '--advertise-port', String(port),
     ...(values['no-tls'] ? ['--no-enable-auto-tls'] : []),
-  ], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...agentEnv(), FP_OUT: out } });
+  ], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...agentEnv(), ...flagsEnv(), FP_OUT: out } });
   let err = '';
   child.stderr!.on('data', (d: Buffer) => (err = (err + d.toString()).slice(-4000)));
   try {
@@ -171,13 +177,11 @@ for (const bundle of values.bundle) {
 }
 for (const binary of values.binary) {
   const s: Sample[] = [];
-  // The SEA reads node flags from NODE_OPTIONS only.
-  if (nodeFlags.length) process.env.NODE_OPTIONS = nodeFlags.join(' ');
   for (let i = 0; i < runs; i++) s.push(await agentIdle(resolve(binary), [], false));
   print(`SEA ${binary}, idle after lookup`, s);
 }
 
 if (values['deploy-mib']) {
   const { deployPeaks } = await import('./footprint-deploy.ts');
-  for (const binary of values.binary) await deployPeaks(resolve(binary), Number(values['deploy-mib']));
+  for (const binary of values.binary) await deployPeaks(resolve(binary), Number(values['deploy-mib']), flagsEnv());
 }

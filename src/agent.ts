@@ -78,10 +78,7 @@ export class Agent implements CommandHost {
       this.session?.heartbeatNow();
       // A long command (a write, an erase, a step) is over: its buffers go back to the system now,
       // not at some later GC, so a node idling in a fast-track pool is back at its idle size.
-      setImmediate(() => {
-        const ms = fullGc();
-        log.debug({ command: result.command_name, gcMs: Math.round(ms) }, 'memory given back after a command');
-      });
+      setImmediate(() => giveMemoryBack(`command ${result.command_name}`));
     });
   }
 
@@ -248,6 +245,7 @@ export class Agent implements CommandHost {
       if (!this.tokens.value) {
         log.warn('STANDALONE: no lookup, no agent token: every command is accepted from anyone who can reach this port');
       }
+      setImmediate(() => giveMemoryBack('start-up'));
       return;
     }
     // IPA's order: inspection first (an unknown node has no port to be looked up by until
@@ -259,6 +257,7 @@ export class Agent implements CommandHost {
         { node: inspected.uuid },
         'no ipa-api-url: no lookup and no heartbeats after inspection; serving the API and waiting (the agent powers nothing off)',
       );
+      setImmediate(() => giveMemoryBack('start-up'));
       return;
     }
 
@@ -300,6 +299,7 @@ export class Agent implements CommandHost {
       await this.session.lookup(this.config.lookupTimeout);
     }
     void this.session.heartbeatLoop();
+    setImmediate(() => giveMemoryBack('start-up'));
   }
 
   /**
@@ -425,4 +425,15 @@ function frozen(config: AgentConfig): Readonly<AgentConfig> {
     else if (value && typeof value === 'object') copy[key] = Object.freeze({ ...value });
   }
   return Object.freeze(copy) as Readonly<AgentConfig>;
+}
+
+/**
+ * A full GC at the two moments an agent's heap holds the most garbage: start-up done (module
+ * loading, TLS, lookup), and a long command (a write, an erase, a step) over. Idle, the agent
+ * allocates too little for V8 to collect on its own, so RSS would keep that garbage until the next
+ * command; a node idling in a fast-track pool, or about to write an image, is back at its idle size.
+ */
+function giveMemoryBack(after: string): void {
+  const ms = fullGc();
+  log.debug({ after, gcMs: Math.round(ms) }, 'memory given back');
 }
