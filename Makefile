@@ -95,8 +95,8 @@ demo: deps ramdisk guest-image
 SOAK_MINUTES ?= 90
 SOAK_WARMUP_MINUTES ?= 30
 
-# footprint twice: as this machine is (with two CPUs and 1 GiB the hash runs on a worker), and on
-# one CPU, the shape of a small node (it hashes inline, as a node below 1 GiB does).
+# footprint twice: as this machine is, and on one CPU, the shape of a small node (the agent hashes
+# on its main thread either way; on one CPU the kernel's share of a write competes with it).
 bench: deps ramdisk guest-image
 	npx tsx bench/image-write.ts
 	npx tsx bench/footprint.ts --binary $(BUILD)/metal-agent --deploy-mib 2048
