@@ -7,14 +7,17 @@
 // there with no OOM kill on the console. The search stops at the first
 // failure (--all tries every size); it prints the smallest size that passed
 // and the largest that failed, with the console line that says why.
+// --formats raw,qcow2 deploys each format to a node of its own at every size
+// (a qcow2 is staged on the disk, verified, then converted by qemu-img in the
+// node: its memory counts too); a size passes when every format did.
 //
-//   npx tsx bench/min-memory.ts [--sizes 256,224,192,160,128] [--all] [--image-mib 64]
+//   npx tsx bench/min-memory.ts [--sizes 256,224,192,160,128] [--all] [--image-mib 64] [--formats raw,qcow2]
 //
 // Each try boots a VM under TCG (minutes each). Root, qemu, an Ironic: under
 // flock /tmp/metal-heavy.lock.
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { makeRawImage, sha256File } from '../test/helpers/images.ts';
+import { makeRawImage, sha256File, toQcow2 } from '../test/helpers/images.ts';
 import { bootNode, ConsoleWatch, enrollForCleaning, pollFor, startLab, type Lab } from './vm-lab.ts';
 
 const { values } = parseArgs({
@@ -22,7 +25,12 @@ const { values } = parseArgs({
     sizes: { type: 'string', default: '256,224,192,160,128' },
     all: { type: 'boolean', default: false },
     'image-mib': { type: 'string', default: '64' },
+    formats: { type: 'string', default: 'raw' },
   },
+});
+const formats = values.formats.split(',').map((f) => {
+  if (f !== 'raw' && f !== 'qcow2') throw new Error(`--formats: ${f} is neither raw nor qcow2`);
+  return f;
 });
 const sizes = values.sizes.split(',').map(Number).sort((a, b) => b - a);
 
@@ -55,7 +63,13 @@ interface Outcome {
   seconds: number;
 }
 
-async function tryOne(lab: Lab, memoryMiB: number, image: { url: string; sha: string }, n: number): Promise<Outcome> {
+interface TestImage {
+  url: string;
+  sha: string;
+  format: 'raw' | 'qcow2';
+}
+
+async function tryOne(lab: Lab, memoryMiB: number, image: TestImage, n: number): Promise<Outcome> {
   const mac = `52:54:00:3e:3e:${(16 + n).toString(16)}`;
   const uuid = await enrollForCleaning(lab, mac, `mem-${memoryMiB}`);
   const vm = await bootNode(lab, mac, memoryMiB);
@@ -83,7 +97,7 @@ async function tryOne(lab: Lab, memoryMiB: number, image: { url: string; sha: st
       '--instance-info', `image_source=${image.url}`,
       '--instance-info', 'image_os_hash_algo=sha256',
       '--instance-info', `image_os_hash_value=${image.sha}`,
-      '--instance-info', 'image_disk_format=raw',
+      '--instance-info', `image_disk_format=${image.format}`,
     ]);
     await lab.ironic.baremetal(['node', 'deploy', uuid]);
     const deployed = await until(['active', 'deploy failed'], 900_000, true);
@@ -91,7 +105,7 @@ async function tryOne(lab: Lab, memoryMiB: number, image: { url: string; sha: st
     if (deployed.node.provision_state !== 'active') return { ok: false, why: `deploy failed: ${deployed.node.last_error}`, seconds: seconds() };
     const oom = await oomStory(watch);
     if (oom) return { ok: false, why: `active, but the console shows ${oom.trim()}`, seconds: seconds() };
-    return { ok: true, why: 'booted, cleaned (available), deployed the raw image (active)', seconds: seconds() };
+    return { ok: true, why: `booted, cleaned (available), deployed the ${image.format} image (active)`, seconds: seconds() };
   };
   try {
     return await outcome().catch((err: Error) => {
@@ -109,18 +123,29 @@ const lab = await startLab('mem');
 try {
   const raw = join(lab.dir, 'image.raw');
   await makeRawImage(raw, Number(values['image-mib']));
-  const image = { url: await lab.net.serveFile(raw), sha: await sha256File(raw) };
+  const images: TestImage[] = [];
+  for (const format of formats) {
+    const path = format === 'raw' ? raw : join(lab.dir, 'image.qcow2');
+    if (format === 'qcow2') await toQcow2(raw, path);
+    images.push({ url: await lab.net.serveFile(path), sha: await sha256File(path), format });
+  }
   const results: Array<{ memoryMiB: number } & Outcome> = [];
-  for (const [n, memoryMiB] of sizes.entries()) {
-    const r = await tryOne(lab, memoryMiB, image, n);
-    results.push({ memoryMiB, ...r });
-    console.log(`${memoryMiB} MiB: ${r.ok ? 'passed' : 'FAILED'} in ${r.seconds} s: ${r.why}`);
-    if (!r.ok && !values.all) break;
+  let tries = 0;
+  for (const memoryMiB of sizes) {
+    // Each format on a node of its own; the size's outcome is its first failure, or its last pass.
+    let r: Outcome | undefined;
+    for (const image of images) {
+      r = await tryOne(lab, memoryMiB, image, tries++);
+      console.log(`${memoryMiB} MiB, ${image.format}: ${r.ok ? 'passed' : 'FAILED'} in ${r.seconds} s: ${r.why}`);
+      if (!r.ok) break;
+    }
+    results.push({ memoryMiB, ...r! });
+    if (!r!.ok && !values.all) break;
   }
   const passed = results.filter((r) => r.ok).map((r) => r.memoryMiB);
   const failed = results.filter((r) => !r.ok);
   const largestFailure = failed.sort((a, b) => b.memoryMiB - a.memoryMiB)[0];
-  console.log(`\nramdisk in qemu (TCG, SeaBIOS, 1 vCPU), boot + cleaning + ${values['image-mib']} MiB raw deploy through Ironic 21.4, sizes tried ${results.map((r) => r.memoryMiB).join(', ')} MiB:`);
+  console.log(`\nramdisk in qemu (TCG, SeaBIOS, 1 vCPU), boot + cleaning + ${values['image-mib']} MiB ${formats.join(' and ')} deploy through Ironic 21.4, sizes tried ${results.map((r) => r.memoryMiB).join(', ')} MiB:`);
   console.log(`  smallest that passed: ${passed.length ? `${Math.min(...passed)} MiB` : 'none'}`);
   console.log(`  largest that failed:  ${largestFailure ? `${largestFailure.memoryMiB} MiB: ${largestFailure.why}` : `none (down to ${Math.min(...sizes)} MiB)`}`);
 } finally {
