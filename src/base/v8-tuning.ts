@@ -12,3 +12,8 @@ import { setFlagsFromString } from 'node:v8';
 // plain http never goes through llhttp: src/io/socket-http.ts), so TurboFan is
 // not worth its peak here. A runtime flag: the SEA takes no V8 flags of its own.
 setFlagsFromString('--liftoff-only');
+
+// NODE_OPTIONS (ramdisk-build/agent.env: V8's semi-space cap) was read when this process started.
+// The agent's children (qemu-img, mkfs, the deployed OS's own tools in a chroot) are not this
+// runtime: a Node program among them would take flags meant for the agent.
+delete process.env.NODE_OPTIONS;
