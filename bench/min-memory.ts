@@ -71,7 +71,7 @@ interface TestImage {
 
 async function tryOne(lab: Lab, memoryMiB: number, image: TestImage, n: number): Promise<Outcome> {
   const mac = `52:54:00:3e:3e:${(16 + n).toString(16)}`;
-  const uuid = await enrollForCleaning(lab, mac, `mem-${memoryMiB}`);
+  const uuid = await enrollForCleaning(lab, mac, `mem-${memoryMiB}-${image.format}`);
   const vm = await bootNode(lab, mac, memoryMiB);
   const watch = new ConsoleWatch(vm).start();
   const t0 = Date.now();
@@ -100,7 +100,8 @@ async function tryOne(lab: Lab, memoryMiB: number, image: TestImage, n: number):
       '--instance-info', `image_disk_format=${image.format}`,
     ]);
     await lab.ironic.baremetal(['node', 'deploy', uuid]);
-    const deployed = await until(['active', 'deploy failed'], 900_000, true);
+    // TCG moves some 10-30 MiB/s through a virtio disk: a 2 GiB image needs more than the 15 minutes a small one is given.
+    const deployed = await until(['active', 'deploy failed'], Math.max(900_000, Number(values['image-mib']) * 1500), true);
     if ('failed' in deployed) return { ok: false, why: `during the deploy: ${deployed.failed}`, seconds: seconds() };
     if (deployed.node.provision_state !== 'active') return { ok: false, why: `deploy failed: ${deployed.node.last_error}`, seconds: seconds() };
     const oom = await oomStory(watch);

@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream, writeFileSync } from 'node:fs';
+import { closeSync, createReadStream, openSync, writeSync } from 'node:fs';
 import { execa } from 'execa';
 
 // Disk images for deploy tests: an MBR disk with one partition full of
@@ -7,9 +7,17 @@ import { execa } from 'execa';
 // compressed forms.
 
 export async function makeRawImage(path: string, sizeMiB: number): Promise<void> {
-  const data = randomBytes(sizeMiB * 1024 * 1024);
-  data.fill(0, 0, 512);
-  writeFileSync(path, data);
+  // Written 64 MiB at a time: a bench's 2 GiB image would not fit one Buffer.
+  const fd = openSync(path, 'w');
+  try {
+    for (let done = 0; done < sizeMiB; done += 64) {
+      const data = randomBytes(Math.min(64, sizeMiB - done) * 1024 * 1024);
+      if (done === 0) data.fill(0, 0, 512);
+      for (let off = 0; off < data.length; ) off += writeSync(fd, data, off);
+    }
+  } finally {
+    closeSync(fd);
+  }
   await execa('sfdisk', ['--quiet', path], { input: 'label: dos\nstart=2048, type=83\n' });
 }
 
