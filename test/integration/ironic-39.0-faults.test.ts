@@ -329,7 +329,8 @@ describe('Ironic 39.0: faults (inspection endpoint down, logs over 16 MiB, heart
     for (let i = 0; i < 600 && (await ironic.node(uuid)).power_state !== 'power off'; i++) await sleep(100);
     expect((await ironic.node(uuid)).power_state).toBe('power off');
     expect(await ironic.secretToken(uuid)).toBe(token);
-    const agent = await startAgent({ apiUrl: ironic.url, mac: nic.mac, allowedDevices: [disk.device], extraArgs: ['--agent-token', token] });
+    // --agent-token=VALUE: one token in 64 starts with '-', which '--agent-token VALUE' would take for a flag.
+    const agent = await startAgent({ apiUrl: ironic.url, mac: nic.mac, allowedDevices: [disk.device], extraArgs: [`--agent-token=${token}`] });
     agents.push(agent);
     await agent.waitForLog(/"msg":"heartbeat accepted"/, 60);
     // Still powered off: the deploy cannot be a fast track (is_fast_track needs power on), so its prepare

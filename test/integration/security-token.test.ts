@@ -193,7 +193,8 @@ for (const [release, macKilled, macVmedia] of [
 
       const hop = await startConductorProxy(ironic.url);
       proxies.push(hop);
-      const agent = await startAgent({ apiUrl: hop.url, mac: macVmedia, allowedDevices: [disk.device], extraArgs: ['--agent-token', token] });
+      // --agent-token=VALUE: one token in 64 starts with '-', which '--agent-token VALUE' would take for a flag.
+      const agent = await startAgent({ apiUrl: hop.url, mac: macVmedia, allowedDevices: [disk.device], extraArgs: [`--agent-token=${token}`] });
       agents.push(agent);
       const done = await ironic.watch(uuid, ['available', 'clean failed'], 300, seen, context);
       expect(done.last_error ?? null, context()).toBeNull();

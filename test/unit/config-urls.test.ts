@@ -23,3 +23,15 @@ describe('ipa-api-url', () => {
     expect(() => load('ipa-api-url=http://[fe80::1%25eth0')).toThrow(/api-url/);
   });
 });
+
+// Ironic's tokens are secrets.token_urlsafe(): one in 64 starts with '-'. The ramdisk reads the
+// token from the kernel command line (or virtual media); a flag must be given as --agent-token=VALUE
+// (util.parseArgs takes '--agent-token -x' for a missing value, and the tests pass it that way).
+describe('ipa-agent-token', () => {
+  const token = '-b3dEf6hIj9lMn2pQr5tUv8xYz1bCd4fGh7jKl0nPq';
+  it('takes a token that starts with a dash, from the kernel command line and as --agent-token=', () => {
+    const api = 'ipa-api-url=http://192.0.2.1:6385';
+    expect(load(`${api} ipa-agent-token=${token}`).agentToken).toBe(token);
+    expect(loadConfig({ argv: [`--agent-token=${token}`], env: {}, cmdlineText: api }).agentToken).toBe(token);
+  });
+});
