@@ -25,8 +25,8 @@ describe('ipa-api-url', () => {
 });
 
 // Ironic's tokens are secrets.token_urlsafe(): one in 64 starts with '-'. The ramdisk reads the
-// token from the kernel command line (or virtual media); a flag must be given as --agent-token=VALUE
-// (util.parseArgs takes '--agent-token -x' for a missing value, and the tests pass it that way).
+// token from the kernel command line (or virtual media). As a flag it must be written
+// --agent-token=VALUE: util.parseArgs refuses '--agent-token -x' as a flag missing its value.
 describe('ipa-agent-token', () => {
   const token = '-b3dEf6hIj9lMn2pQr5tUv8xYz1bCd4fGh7jKl0nPq';
   it('takes a token that starts with a dash, from the kernel command line and as --agent-token=', () => {
